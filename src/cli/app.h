@@ -1,0 +1,21 @@
+// Entry point of the `kto` command line and the contract every verb follows: a verb file
+// registers a CLI11 subcommand and a callback; errors propagate as kto::Error to run().
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace kto::cli {
+
+int run(int argc, char** argv);
+
+// One verb per file (cli/verb_<name>.cpp); each adds its subcommand to `app`.
+void add_generate_verb(CLI::App& app);
+void add_inspect_verb(CLI::App& app);
+void add_tokenize_verb(CLI::App& app);
+void add_score_verb(CLI::App& app);
+
+}  // namespace kto::cli

@@ -1,0 +1,58 @@
+// Test helpers: fixture lookup, scratch directories and a runner for the kto binary.
+#include "test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace kto::test {
+
+std::string fixture(const std::string& relative) { return std::string(KTO_FIXTURES_DIR) + "/" + relative; }
+
+namespace {
+struct TempDirs {
+  std::vector<std::filesystem::path> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (auto& d : dirs) std::filesystem::remove_all(d, ec);
+  }
+};
+TempDirs g_temp_dirs;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+std::string temp_dir(const std::string& tag) {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base ? base : "/tmp") + "/kto-test-" + tag + "-XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) return {};
+  g_temp_dirs.dirs.emplace_back(buf.data());
+  return buf.data();
+}
+
+CommandResult run_kto(const std::string& args) {
+  std::string dir = temp_dir("run");
+  std::string out_path = dir + "/out", err_path = dir + "/err";
+  std::string cmd = std::string(KTO_BINARY) + " " + args + " >" + out_path + " 2>" + err_path;
+  int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
+}  // namespace kto::test

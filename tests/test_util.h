@@ -1,0 +1,20 @@
+// Helpers shared by every test binary: fixture paths, temporary directories, running the
+// `kto` binary and capturing what it prints.
+#pragma once
+
+#include <string>
+
+namespace kto::test {
+
+std::string fixture(const std::string& relative);  // tests/fixtures/<relative>
+std::string temp_dir(const std::string& tag);      // fresh directory under $TMPDIR, removed at exit
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs `kto <args>` (args are passed to /bin/sh, quote them yourself).
+CommandResult run_kto(const std::string& args);
+
+}  // namespace kto::test

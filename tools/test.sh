@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite twice: a release build, then an ASan+UBSan build.
+# This is the README's test command and exactly what CI runs (.ci/run).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+
+"$root/tools/build.sh" build
+ctest --test-dir "$root/build" --output-on-failure -j "$jobs"
+
+"$root/tools/build.sh" build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKTO_SANITIZE=ON
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
+echo "kto: all tests passed (release and asan+ubsan builds)"
