@@ -1,14 +1,147 @@
-// `kto inspect` (placeholder until the verb lands).
+// `kto inspect`: what a model is (architecture, shapes, parameters and their dtypes, files) and
+// what training it would take (memory plan for LoRA / QLoRA at a few batch × length sizes).
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "cli/app.h"
+#include "formats/hf_cache.h"
+#include "formats/safetensors.h"
+#include "model/config.h"
+#include "model/memory_plan.h"
 #include "util/error.h"
 
 namespace kto::cli {
 
+namespace {
+struct InspectArgs {
+  std::string model;
+  int64_t lora_rank = 16;
+  bool json = false;
+};
+
+struct WeightSummary {
+  int64_t n_tensors = 0, n_params = 0, bytes = 0;
+  std::map<std::string, int64_t> params_by_dtype;
+};
+
+WeightSummary summarize_weights(const std::string& dir) {
+  SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
+  WeightSummary s;
+  for (const std::string& name : ckpt.names()) {
+    const SafetensorsTensor& t = ckpt.get(name);
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    ++s.n_tensors;
+    s.n_params += n;
+    s.bytes += static_cast<int64_t>(t.nbytes);
+    s.params_by_dtype[t.dtype] += n;
+  }
+  return s;
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+std::string rope_text(const RopeConfig& r) {
+  switch (r.type) {
+    case RopeType::Default: return str_cat("default (theta ", r.theta, ")");
+    case RopeType::Linear: return str_cat("linear (theta ", r.theta, ", factor ", r.factor, ")");
+    case RopeType::Llama3: return str_cat("llama3 (theta ", r.theta, ", factor ", r.factor, ", original context ", r.original_max_position, ")");
+  }
+  return "?";
+}
+
+struct Scenario {
+  const char* name;
+  BaseWeights base;
+  Checkpointing checkpointing;
+};
+constexpr Scenario kScenarios[] = {{"LoRA bf16", BaseWeights::Bf16, Checkpointing::Off},
+                                   {"LoRA bf16+ckpt", BaseWeights::Bf16, Checkpointing::On},
+                                   {"QLoRA nf4+ckpt", BaseWeights::Nf4, Checkpointing::On}};
+constexpr std::pair<int64_t, int64_t> kSizes[] = {{1, 512}, {4, 1024}, {8, 1024}, {8, 2048}};
+
+nlohmann::json memory_table(const ModelConfig& config, int64_t rank) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (auto [batch, length] : kSizes) {
+    for (const Scenario& s : kScenarios) {
+      TrainMemoryPlan plan = plan_training_memory(config, {s.base, s.checkpointing, rank, batch, length, 1024});
+      rows.push_back({{"batch_size", batch}, {"seq_len", length}, {"setup", s.name}, {"base_weights", plan.base_weights},
+                      {"lora_and_optimizer", plan.lora}, {"activations", plan.activations}, {"head", plan.head},
+                      {"overhead", plan.overhead}, {"total", plan.total()}});
+    }
+  }
+  return rows;
+}
+
+void print_text(const std::string& dir, const ModelConfig& c, const WeightSummary& w, const InspectArgs& args) {
+  std::printf("model        %s\n", dir.c_str());
+  std::printf("architecture %s (model_type %s)\n", c.architecture.c_str(), c.model_type.c_str());
+  std::printf("shape        %lld layers, hidden %lld, ffn %lld, heads %lld (kv %lld), head dim %lld, vocab %lld\n",
+              (long long)c.n_layers, (long long)c.hidden_size, (long long)c.intermediate_size, (long long)c.n_heads,
+              (long long)c.n_heads_kv, (long long)c.head_dim, (long long)c.vocab_size);
+  int64_t window = 0;
+  for (int64_t lw : c.layer_window) window = std::max(window, lw);
+  std::printf("attention    rope %s, context %lld, %s%s%s\n", rope_text(c.rope).c_str(), (long long)c.max_position_embeddings,
+              window ? str_cat("sliding window ", window).c_str() : "full causal", c.qkv_bias ? ", qkv bias" : "",
+              c.qk_norm ? ", q/k norm" : "");
+  std::printf("embeddings   %s\n", c.tie_word_embeddings ? "tied (lm_head = embed_tokens)" : "separate lm_head");
+  std::printf("parameters   %lld in %lld tensors (%.1f MiB on disk):", (long long)w.n_params, (long long)w.n_tensors,
+              static_cast<double>(w.bytes) / (1024.0 * 1024.0));
+  for (const auto& [dtype, n] : w.params_by_dtype) std::printf(" %s %lld", dtype.c_str(), (long long)n);
+  std::printf("\n\ntraining memory estimate per GPU: LoRA r=%lld on all 7 projections (%lld params), AdamW fp32 states,\n"
+              "bf16 compute, KL + reference passes without grad (issue #7 checks this plan against measurement)\n\n",
+              (long long)args.lora_rank, (long long)lora_param_count(c, args.lora_rank));
+  std::printf("  batch x length");
+  for (const Scenario& s : kScenarios) std::printf("  %16s", s.name);
+  std::printf("\n");
+  for (auto [batch, length] : kSizes) {
+    std::printf("  %5lld x %-6lld", (long long)batch, (long long)length);
+    for (const Scenario& s : kScenarios) {
+      TrainMemoryPlan plan = plan_training_memory(c, {s.base, s.checkpointing, args.lora_rank, batch, length, 1024});
+      std::printf("  %16s", gib(plan.total()).c_str());
+    }
+    std::printf("\n");
+  }
+}
+
+void run_inspect(const InspectArgs& args) {
+  const std::string dir = hf_resolve_model(args.model);
+  const ModelConfig config = model_config_load(dir);
+  const WeightSummary weights = summarize_weights(dir);
+  if (!args.json) return print_text(dir, config, weights, args);
+  nlohmann::json out = {{"model", dir},
+                        {"architecture", config.architecture},
+                        {"model_type", config.model_type},
+                        {"n_layers", config.n_layers},
+                        {"hidden_size", config.hidden_size},
+                        {"intermediate_size", config.intermediate_size},
+                        {"n_heads", config.n_heads},
+                        {"n_heads_kv", config.n_heads_kv},
+                        {"head_dim", config.head_dim},
+                        {"vocab_size", config.vocab_size},
+                        {"n_params", weights.n_params},
+                        {"params_by_dtype", weights.params_by_dtype},
+                        {"lora_rank", args.lora_rank},
+                        {"lora_params", lora_param_count(config, args.lora_rank)},
+                        {"training_memory", memory_table(config, args.lora_rank)}};
+  std::printf("%s\n", out.dump(2).c_str());
+}
+}  // namespace
+
 void add_inspect_verb(CLI::App& app) {
-  auto* cmd = app.add_subcommand("inspect", "not implemented yet");
-  cmd->callback([] { fail(ErrorKind::Unsupported, "`kto inspect` is not implemented yet"); });
+  auto args = std::make_shared<InspectArgs>();
+  auto* cmd = app.add_subcommand("inspect", "Describe a model and estimate the memory training it takes");
+  cmd->add_option("-m,--model", args->model, "Model directory or hub id (HF cache)")->required();
+  cmd->add_option("-r,--lora-rank", args->lora_rank, "LoRA rank for the memory estimate")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", args->json, "Print JSON instead of text");
+  cmd->callback([args] { run_inspect(*args); });
 }
 
 }  // namespace kto::cli
