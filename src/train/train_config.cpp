@@ -1,0 +1,213 @@
+// Table-driven TrainConfig parsing: one row per key (canonical TRL/HF name → member), aliases
+// mapped to canonical names, values parsed strictly (a typo in a number is an error).
+#include "train/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <variant>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace kto {
+
+namespace {
+using Member = std::variant<std::string TrainConfig::*, double TrainConfig::*, int64_t TrainConfig::*,
+                            bool TrainConfig::*, std::vector<std::string> TrainConfig::*>;
+struct Key {
+  const char* name;
+  Member member;
+};
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> k = {
+      {"model_name_or_path", &TrainConfig::model_name_or_path}, {"dataset_name", &TrainConfig::dataset_name},
+      {"eval_dataset", &TrainConfig::eval_dataset}, {"eval_split", &TrainConfig::eval_split},
+      {"output_dir", &TrainConfig::output_dir}, {"loss_type", &TrainConfig::loss_type}, {"beta", &TrainConfig::beta},
+      {"desirable_weight", &TrainConfig::desirable_weight}, {"undesirable_weight", &TrainConfig::undesirable_weight},
+      {"max_length", &TrainConfig::max_length}, {"max_prompt_length", &TrainConfig::max_prompt_length},
+      {"truncation_mode", &TrainConfig::truncation_mode}, {"precompute_ref_log_probs", &TrainConfig::precompute_ref_log_probs},
+      {"disable_dropout", &TrainConfig::disable_dropout}, {"trl_compat", &TrainConfig::trl_compat},
+      {"learning_rate", &TrainConfig::learning_rate}, {"per_device_train_batch_size", &TrainConfig::per_device_train_batch_size},
+      {"per_device_eval_batch_size", &TrainConfig::per_device_eval_batch_size},
+      {"gradient_accumulation_steps", &TrainConfig::gradient_accumulation_steps},
+      {"num_train_epochs", &TrainConfig::num_train_epochs}, {"max_steps", &TrainConfig::max_steps},
+      {"lr_scheduler_type", &TrainConfig::lr_scheduler_type}, {"warmup_ratio", &TrainConfig::warmup_ratio},
+      {"warmup_steps", &TrainConfig::warmup_steps}, {"weight_decay", &TrainConfig::weight_decay},
+      {"adam_beta1", &TrainConfig::adam_beta1}, {"adam_beta2", &TrainConfig::adam_beta2},
+      {"adam_epsilon", &TrainConfig::adam_epsilon}, {"max_grad_norm", &TrainConfig::max_grad_norm},
+      {"optim", &TrainConfig::optim}, {"gradient_checkpointing", &TrainConfig::gradient_checkpointing},
+      {"seed", &TrainConfig::seed}, {"logging_steps", &TrainConfig::logging_steps}, {"save_steps", &TrainConfig::save_steps},
+      {"save_total_limit", &TrainConfig::save_total_limit}, {"eval_steps", &TrainConfig::eval_steps},
+      {"resume_from_checkpoint", &TrainConfig::resume_from_checkpoint}, {"lora_r", &TrainConfig::lora_r},
+      {"lora_alpha", &TrainConfig::lora_alpha}, {"lora_dropout", &TrainConfig::lora_dropout},
+      {"lora_target_modules", &TrainConfig::lora_target_modules}, {"use_rslora", &TrainConfig::use_rslora},
+  };
+  return k;
+}
+
+// Names other tools use for the same setting (spec/kto.md §7) → canonical key.
+const std::vector<std::pair<const char*, const char*>>& aliases() {
+  static const std::vector<std::pair<const char*, const char*>> a = {
+      {"rl_beta", "beta"}, {"pref_beta", "beta"}, {"kto_desirable_weight", "desirable_weight"},
+      {"kto_chosen_weight", "desirable_weight"}, {"kto_undesirable_weight", "undesirable_weight"},
+      {"kto_rejected_weight", "undesirable_weight"}, {"lora_rank", "lora_r"}, {"sequence_len", "max_length"},
+      {"cutoff_len", "max_length"}, {"micro_batch_size", "per_device_train_batch_size"},
+      {"num_epochs", "num_train_epochs"}, {"local_file", "dataset_name"}, {"model", "model_name_or_path"},
+  };
+  return a;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+[[noreturn]] void bad_value(const std::string& key, const std::string& value, const std::string& where, const char* want) {
+  fail(ErrorKind::InvalidArgument, where, ": `", key, "` must be ", want, ", got '", value, "'");
+}
+
+template <typename T>
+T parse_number(const std::string& key, const std::string& value, const std::string& where, const char* want) {
+  T out{};
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, out);
+  if (ec != std::errc() || ptr != end) bad_value(key, value, where, want);
+  return out;
+}
+
+bool parse_bool(const std::string& key, const std::string& value, const std::string& where) {
+  std::string v = value;
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (v == "true" || v == "yes" || v == "1" || v == "on") return true;
+  if (v == "false" || v == "no" || v == "0" || v == "off") return false;
+  bad_value(key, value, where, "true or false");
+}
+
+// "[q_proj, v_proj]", "q_proj,v_proj" or "all-linear" → list.
+std::vector<std::string> parse_list(const std::string& value) {
+  std::string v = value;
+  std::erase_if(v, [](char c) { return c == '[' || c == ']' || c == '"' || c == '\'' || c == ' '; });
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= v.size()) {
+    size_t comma = v.find(',', start);
+    std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> train_config_keys() {
+  std::vector<std::string> out;
+  for (const Key& k : keys()) out.emplace_back(k.name);
+  return out;
+}
+
+std::string train_config_suggest(const std::string& unknown) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(3, unknown.size() / 3) + 1;
+  auto consider = [&](const std::string& name) {
+    size_t d = edit_distance(unknown, name);
+    if (d < best_distance) best_distance = d, best = name;
+  };
+  for (const Key& k : keys()) consider(k.name);
+  for (const auto& [alias, canonical] : aliases()) consider(alias);
+  return best;
+}
+
+void train_config_set(TrainConfig& config, const std::string& key_in, const std::string& value, const std::string& where) {
+  std::string key = key_in;
+  for (const auto& [alias, canonical] : aliases()) {
+    if (key == alias) {
+      log_info(where, ": `", alias, "` is read as `", canonical, "` (the TRL name)");
+      key = canonical;
+    }
+  }
+  auto it = std::find_if(keys().begin(), keys().end(), [&](const Key& k) { return key == k.name; });
+  if (it == keys().end()) {
+    std::string hint = train_config_suggest(key);
+    fail(ErrorKind::InvalidArgument, where, ": unknown setting `", key, "`",
+         hint.empty() ? str_cat(" (no known setting is close; the names are TRL's KTOConfig names)")
+                      : str_cat("; did you mean `", hint, "`?"));
+  }
+  std::visit(
+      [&](auto member) {
+        using T = std::remove_reference_t<decltype(config.*member)>;
+        if constexpr (std::is_same_v<T, std::string>) config.*member = value;
+        if constexpr (std::is_same_v<T, double>) config.*member = parse_number<double>(key, value, where, "a number");
+        if constexpr (std::is_same_v<T, int64_t>) config.*member = parse_number<int64_t>(key, value, where, "an integer");
+        if constexpr (std::is_same_v<T, bool>) config.*member = parse_bool(key, value, where);
+        if constexpr (std::is_same_v<T, std::vector<std::string>>) config.*member = parse_list(value);
+      },
+      it->member);
+}
+
+void train_config_load_yaml(TrainConfig& config, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    fail(ErrorKind::NotFound, path, ": cannot open the config file");
+  } catch (const YAML::ParserException& e) {
+    fail(ErrorKind::Format, path, ":", e.mark.line + 1, ":", e.mark.column + 1, ": invalid YAML: ", e.msg);
+  }
+  if (root.IsNull()) return;
+  if (!root.IsMap()) fail(ErrorKind::Format, path, ": the config must be a mapping of `key: value` lines");
+  for (const auto& entry : root) {
+    const std::string key = entry.first.as<std::string>();
+    const std::string where = str_cat(path, ":", entry.first.Mark().line + 1);
+    const YAML::Node& v = entry.second;
+    if (v.IsSequence()) {
+      std::string joined;
+      for (const auto& item : v) joined += (joined.empty() ? "" : ",") + item.as<std::string>();
+      train_config_set(config, key, joined, where);
+    } else if (v.IsScalar()) {
+      train_config_set(config, key, v.as<std::string>(), where);
+    } else if (!v.IsNull()) {
+      fail(ErrorKind::Format, where, ": `", key, "` must be a value or a list");
+    }
+  }
+}
+
+void train_config_validate(const TrainConfig& c) {
+  if (c.loss_type != "kto" && c.loss_type != "apo_zero_unpaired") {
+    fail(ErrorKind::InvalidArgument, "loss_type '", c.loss_type, "' is not supported; use kto or apo_zero_unpaired");
+  }
+  if (c.loss_type == "kto" && c.per_device_train_batch_size < 2) {
+    fail(ErrorKind::InvalidArgument,
+         "per_device_train_batch_size 1 with loss_type kto: the KL estimate of a micro-batch of one row uses that "
+         "row's own prompt with a completion rotated from itself, so it equals the implied reward and the loss "
+         "carries no signal; use per_device_train_batch_size >= 2, or loss_type: apo_zero_unpaired (no KL term)");
+  }
+  if (c.per_device_train_batch_size < 1 || c.gradient_accumulation_steps < 1) {
+    fail(ErrorKind::InvalidArgument, "per_device_train_batch_size and gradient_accumulation_steps must be >= 1");
+  }
+  if (c.beta <= 0) fail(ErrorKind::InvalidArgument, "beta must be > 0, got ", c.beta);
+  if (c.max_length < 2) fail(ErrorKind::InvalidArgument, "max_length must be >= 2, got ", c.max_length);
+  if (c.max_prompt_length > 0 && c.max_prompt_length >= c.max_length) {
+    fail(ErrorKind::InvalidArgument, "max_prompt_length (", c.max_prompt_length, ") must be < max_length (", c.max_length, ")");
+  }
+  if (c.truncation_mode != "keep_end" && c.truncation_mode != "keep_start") {
+    fail(ErrorKind::InvalidArgument, "truncation_mode must be keep_end or keep_start, got '", c.truncation_mode, "'");
+  }
+  if (c.lora_r < 1) fail(ErrorKind::InvalidArgument, "lora_r must be >= 1, got ", c.lora_r);
+  if (c.eval_split < 0 || c.eval_split >= 1) fail(ErrorKind::InvalidArgument, "eval_split must be in [0, 1), got ", c.eval_split);
+}
+
+}  // namespace kto

@@ -1,0 +1,73 @@
+// TrainConfig: every `kto train` setting, named as TRL's KTOConfig / HF TrainingArguments /
+// PEFT LoraConfig name it (shared/spec/kto.md §7), read from YAML and `key=value` overrides.
+// Aliases from axolotl / LLaMA-Factory are accepted with a notice; unknown keys are errors that
+// suggest the nearest known key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kto {
+
+struct TrainConfig {
+  // model and data
+  std::string model_name_or_path;
+  std::string dataset_name;            // local .jsonl/.json file or folder, or a hub id
+  std::string eval_dataset;            // optional file
+  double eval_split = 0.0;             // fraction of the train rows held out when no eval_dataset
+  std::string output_dir = "output";
+  // KTO (KTOConfig)
+  std::string loss_type = "kto";       // kto | apo_zero_unpaired
+  double beta = 0.1;
+  double desirable_weight = 1.0;
+  double undesirable_weight = 1.0;
+  int64_t max_length = 1024;
+  int64_t max_prompt_length = 0;       // 0 = unset (CUR rule); > 0 selects TRL's legacy rule
+  std::string truncation_mode = "keep_end";
+  bool precompute_ref_log_probs = false;
+  bool disable_dropout = true;
+  bool trl_compat = false;             // TRL's exact example order (no shuffle, unpair in blocks)
+  // optimisation (TrainingArguments)
+  double learning_rate = 1e-6;
+  int64_t per_device_train_batch_size = 8;
+  int64_t per_device_eval_batch_size = 8;
+  int64_t gradient_accumulation_steps = 1;
+  double num_train_epochs = 3.0;
+  int64_t max_steps = -1;
+  std::string lr_scheduler_type = "linear";
+  double warmup_ratio = 0.0;
+  double warmup_steps = 0.0;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  double max_grad_norm = 1.0;
+  std::string optim = "adamw_torch";
+  bool gradient_checkpointing = true;
+  int64_t seed = 42;
+  // logging, saving, evaluation
+  int64_t logging_steps = 10;
+  int64_t save_steps = 500;
+  int64_t save_total_limit = 0;        // 0 = keep all
+  int64_t eval_steps = 0;              // 0 = no periodic evaluation
+  std::string resume_from_checkpoint;  // "", "true" (latest in output_dir) or a path
+  // LoRA (PEFT LoraConfig)
+  int64_t lora_r = 16;
+  double lora_alpha = 16.0;
+  double lora_dropout = 0.0;
+  std::vector<std::string> lora_target_modules = {"all-linear"};
+  bool use_rslora = false;
+};
+
+// Applies one `key: value` (YAML scalar or sequence text). `where` names the source for messages
+// ("config.yaml:12", "--beta"). Unknown keys throw InvalidArgument suggesting the nearest key.
+void train_config_set(TrainConfig& config, const std::string& key, const std::string& value, const std::string& where);
+// Reads a YAML file (a mapping of keys) into `config`.
+void train_config_load_yaml(TrainConfig& config, const std::string& path);
+// Checks cross-key constraints (batch size 1 with kto, ranges); throws InvalidArgument.
+void train_config_validate(const TrainConfig& config);
+// All canonical key names, in declaration order (for --help and suggestions).
+std::vector<std::string> train_config_keys();
+// The nearest known key by edit distance, or "" when nothing is close.
+std::string train_config_suggest(const std::string& unknown);
+
+}  // namespace kto
