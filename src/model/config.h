@@ -64,6 +64,12 @@ ModelConfig model_config_from_json(const nlohmann::json& json, const std::string
 // Reads DIR/config.json.
 ModelConfig model_config_load(const std::string& model_dir);
 
+// RoPE inverse frequencies, head_dim/2 values: inv_freq[k] = 1 / theta^(2k/head_dim) (the
+// exponent rounded to f32 as transformers' int64 arange → float does), then scaled for linear
+// and llama3 (spec/formats.md §2.3). transformers keeps them as f32: the values here round to its
+// `rotary_emb.inv_freq` within an ulp or two.
+std::vector<double> rope_inv_freq(const ModelConfig& config);
+
 // Sampling defaults and stop tokens from generation_config.json (all optional).
 struct GenerationConfig {
   std::vector<int64_t> eos_token_ids;
