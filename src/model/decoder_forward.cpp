@@ -1,0 +1,130 @@
+// Decoder forward over a packed batch; mirrors transformers' LlamaDecoderLayer.forward
+// (residual + self_attn(input_layernorm(x)); residual + mlp(post_attention_layernorm(x))) with
+// LlamaAttention / Qwen3Attention (q/k norm per head before RoPE) and LlamaMLP, in fp32.
+// Every intermediate is a [T, width] host tensor; nothing is saved for a backward here.
+#include "model/decoder_forward.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "backend/ops.h"
+
+namespace kto {
+namespace {
+
+Tensor i32_view(const std::vector<int32_t>& values) {
+  return Tensor{const_cast<int32_t*>(values.data()), DType::I32, Shape{static_cast<int64_t>(values.size())}};
+}
+
+// A view of rows [0, n_rows) of a [rows, width] f32 tensor.
+Tensor leading_rows(const HostTensor& t, int64_t n_rows) {
+  return Tensor{t.f32(), DType::F32, Shape{n_rows, t.shape()[1]}};
+}
+
+// y = x · Wᵀ (+ b): [T, K] → [T, N].
+HostTensor project(const HostTensor& x, const HostTensor& weight, const HostTensor& bias) {
+  HostTensor out(DType::F32, Shape{x.shape()[0], weight.shape()[0]});
+  linear_forward_cpu({x.view(), weight.view(), bias.empty() ? Tensor{} : bias.view(), out.view()});
+  return out;
+}
+
+HostTensor rms_norm(const HostTensor& x, const HostTensor& weight, double eps) {
+  HostTensor out(DType::F32, x.shape());
+  rms_norm_forward_cpu({x.view(), weight.view(), out.view(), static_cast<float>(eps)});
+  return out;
+}
+
+// Qwen3: RMSNorm over each Dh-wide head of a [T, heads*Dh] tensor, in place.
+void head_norm(HostTensor& x, const HostTensor& weight, int64_t head_dim, double eps) {
+  Tensor heads{x.f32(), DType::F32, Shape{x.numel() / head_dim, head_dim}};
+  rms_norm_forward_cpu({heads, weight.view(), heads, static_cast<float>(eps)});
+}
+
+struct LayerContext {
+  const Decoder* decoder;
+  int64_t layer;
+  const PackedBatch* batch;
+  KvCache* cache;  // nullptr for a packed forward
+};
+
+// Appends this layer's new keys/values to the cache and returns views of all cached rows.
+void append_to_cache(const LayerContext& ctx, const HostTensor& k, const HostTensor& v, Tensor& k_all, Tensor& v_all) {
+  KvCache& cache = *ctx.cache;
+  const size_t l = static_cast<size_t>(ctx.layer);
+  const int64_t width = k.shape()[1], n_new = k.shape()[0], total = cache.n_tokens + n_new;
+  KTO_ASSERT(total <= cache.capacity, "kv cache overflow");
+  const size_t bytes = static_cast<size_t>(n_new * width) * sizeof(float);
+  std::memcpy(cache.k[l].f32() + cache.n_tokens * width, k.f32(), bytes);
+  std::memcpy(cache.v[l].f32() + cache.n_tokens * width, v.f32(), bytes);
+  k_all = leading_rows(cache.k[l], total);
+  v_all = leading_rows(cache.v[l], total);
+}
+
+// Self-attention of one layer on the normed input x [T, D]; returns o_proj's output [T, D].
+HostTensor attention_block(const LayerContext& ctx, const LayerWeights& w, const HostTensor& x) {
+  const ModelConfig& c = *ctx.decoder->config;
+  HostTensor q = project(x, w.q_proj, w.q_bias);  // [T, H*Dh]
+  HostTensor k = project(x, w.k_proj, w.k_bias);  // [T, Hkv*Dh]
+  HostTensor v = project(x, w.v_proj, w.v_bias);  // [T, Hkv*Dh]
+  if (c.qk_norm) {
+    head_norm(q, w.q_norm, c.head_dim, c.rms_norm_eps);
+    head_norm(k, w.k_norm, c.head_dim, c.rms_norm_eps);
+  }
+  const Tensor positions = i32_view(ctx.batch->positions);
+  rope_forward_cpu({q.view(), positions, ctx.decoder->inv_freq, c.n_heads, c.head_dim});
+  rope_forward_cpu({k.view(), positions, ctx.decoder->inv_freq, c.n_heads_kv, c.head_dim});
+
+  Tensor k_all = k.view(), v_all = v.view();
+  std::vector<int32_t> k_starts = ctx.batch->seq_starts;
+  if (ctx.cache) {
+    append_to_cache(ctx, k, v, k_all, v_all);
+    k_starts = {0, static_cast<int32_t>(k_all.shape[0])};
+  }
+  HostTensor attn(DType::F32, q.shape());  // [T, H*Dh]
+  const size_t l = static_cast<size_t>(ctx.layer);
+  const int64_t window = l < c.layer_window.size() ? c.layer_window[l] : 0;
+  attention_forward_cpu({q.view(), k_all, v_all, i32_view(ctx.batch->seq_starts), i32_view(k_starts), attn.view(),
+                         c.n_heads, c.n_heads_kv, c.head_dim, window,
+                         static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)))});
+  return project(attn, w.o_proj, w.o_bias);
+}
+
+// down(silu(gate(x)) * up(x)) on the normed input x [T, D]; returns [T, D].
+HostTensor mlp_block(const LayerWeights& w, const HostTensor& x) {
+  HostTensor gate = project(x, w.gate_proj, w.gate_bias);  // [T, F]
+  HostTensor up = project(x, w.up_proj, w.up_bias);        // [T, F]
+  swiglu_forward_cpu({gate.view(), up.view(), gate.view()});
+  return project(gate, w.down_proj, w.down_bias);
+}
+
+}  // namespace
+
+KvCache kv_cache_new(const ModelConfig& config, int64_t capacity) {
+  KvCache cache;
+  cache.capacity = capacity;
+  for (int64_t l = 0; l < config.n_layers; ++l) {
+    cache.k.emplace_back(DType::F32, Shape{capacity, config.kv_dim()});
+    cache.v.emplace_back(DType::F32, Shape{capacity, config.kv_dim()});
+  }
+  return cache;
+}
+
+HostTensor decoder_forward(const Decoder& decoder, const PackedBatch& batch, KvCache* cache) {
+  const ModelConfig& c = *decoder.config;
+  const Weights& weights = *decoder.weights;
+  KTO_ASSERT(!cache || batch.n_sequences() == 1, "a kv cache serves exactly one sequence");
+  HostTensor h(DType::F32, Shape{batch.n_tokens(), c.hidden_size});  // residual stream [T, D]
+  embedding_forward_cpu({i32_view(batch.tokens), weights.embed.view(), h.view()});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = weights.layers[static_cast<size_t>(l)];
+    const LayerContext ctx{&decoder, l, &batch, cache};
+    HostTensor attn_out = attention_block(ctx, w, rms_norm(h, w.input_norm, c.rms_norm_eps));
+    add_forward_cpu({h.view(), attn_out.view(), h.view()});
+    HostTensor mlp_out = mlp_block(w, rms_norm(h, w.post_attention_norm, c.rms_norm_eps));
+    add_forward_cpu({h.view(), mlp_out.view(), h.view()});
+  }
+  if (cache) cache->n_tokens += batch.n_tokens();
+  return rms_norm(h, weights.final_norm, c.rms_norm_eps);
+}
+
+}  // namespace kto

@@ -1,0 +1,55 @@
+// Weights: every tensor of a Hugging Face decoder checkpoint as f32 host tensors, named and
+// shaped as transformers' LlamaForCausalLM / MistralForCausalLM / Qwen2ForCausalLM /
+// Qwen3ForCausalLM state dicts (spec/formats.md §1.5). Loading validates every shape against
+// the ModelConfig; a tied head (tie_word_embeddings, or no lm_head.weight) reuses the embedding.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "tensor/tensor.h"
+
+namespace kto {
+
+class SafetensorsCheckpoint;
+
+// One decoder layer. Optional tensors (biases, q/k norms) are empty() when the config has none.
+struct LayerWeights {
+  HostTensor input_norm;           // [D]      input_layernorm.weight
+  HostTensor q_proj, q_bias;       // [H*Dh, D], [H*Dh]
+  HostTensor k_proj, k_bias;       // [Hkv*Dh, D], [Hkv*Dh]
+  HostTensor v_proj, v_bias;       // [Hkv*Dh, D], [Hkv*Dh]
+  HostTensor o_proj, o_bias;       // [D, H*Dh], [D]
+  HostTensor q_norm, k_norm;       // [Dh] each (Qwen3)
+  HostTensor post_attention_norm;  // [D]      post_attention_layernorm.weight
+  HostTensor gate_proj, gate_bias; // [F, D], [F]
+  HostTensor up_proj, up_bias;     // [F, D], [F]
+  HostTensor down_proj, down_bias; // [D, F], [D]
+};
+
+// A parameter's HF state-dict name and a view of its data.
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
+struct Weights {
+  HostTensor embed;          // [V, D]  model.embed_tokens.weight
+  std::vector<LayerWeights> layers;
+  HostTensor final_norm;     // [D]     model.norm.weight
+  HostTensor lm_head;        // [V, D]  lm_head.weight; empty when tied to the embedding
+
+  // The output projection: lm_head, or the embedding when tied.  [V, D] f32
+  Tensor head() const { return lm_head.empty() ? embed.view() : lm_head.view(); }
+  bool head_tied() const { return lm_head.empty(); }
+  // Every parameter by HF name, in state-dict order; a tied head appears once, as the embedding.
+  std::vector<NamedTensor> parameters() const;
+};
+
+// Reads every tensor the config calls for from `checkpoint`, converting F32/BF16/F16 to f32.
+// Throws kto::Error(Format) naming the tensor, the expected and the actual shape on a mismatch,
+// or a missing tensor. Tensors the config does not use are reported with a warning and skipped.
+Weights weights_load(const ModelConfig& config, const SafetensorsCheckpoint& checkpoint);
+
+}  // namespace kto
