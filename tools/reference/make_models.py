@@ -223,7 +223,7 @@ def write_model(name, spec):
             if (info[0] / f).exists():
                 shutil.copy(info[0] / f, out / f)
     logits.numpy().astype("<f4").tofile(out / "logits.bin")
-    expected = {"model": name, "seed": seed, "transformers": transformers.__version__,
+    expected = {"model": name, "seed": seed, "n_params": model.num_parameters(), "transformers": transformers.__version__,
                 "eos_token_ids": eos_list(model), "packed": dict(packed, logits_file="logits.bin"),
                 "greedy": greedy_rows, "score": scores, "min_greedy_gap": min(gap, text_gap)}
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
