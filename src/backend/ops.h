@@ -104,4 +104,124 @@ struct LogprobHeadArgs {
 int64_t logprob_head_workspace_floats(int64_t chunk_rows, int64_t hidden_size, int64_t vocab_size);
 void logprob_head_forward_cpu(const LogprobHeadArgs& args);
 
+// Per-row statistics of the same logits for the trainer's metrics (TRL logs them over the
+// completion positions): the vocabulary mean of the logits and the predictive entropy
+// -Σ_v p_v log p_v of softmax(logits). Both optional.
+struct LogprobHeadStats {
+  Tensor mean_logit;  // [N] f32, optional
+  Tensor entropy;     // [N] f32, optional
+};
+void logprob_head_forward_cpu(const LogprobHeadArgs& args, const LogprobHeadStats& stats);
+
+// ---------------------------------------------------------------------------------------------
+// Backward ops (fp32). Each mirrors the autograd of the PyTorch expression its forward mirrors.
+// Unless a field says "accumulated", gradients are written (overwriting). Gradients of frozen
+// parameters (norm weights, base W, biases, embeddings) are never computed.
+
+// How a backward op stores a gradient that several consumers of one input contribute to.
+enum class GradStore { Overwrite, Accumulate };
+
+// RMSNorm input gradient, with g = d_out * weight and inv = rsqrt(mean(x^2) + eps):
+//   d_x = inv * g - x * inv^3 * mean(g * x).
+struct RmsNormBackwardArgs {
+  Tensor x;       // [N, W] f32, the forward's input
+  Tensor weight;  // [W] f32
+  Tensor d_out;   // [N, W] f32
+  Tensor d_x;     // [N, W] f32 (may alias d_out when store is Overwrite)
+  float eps = 1e-6f;
+  GradStore store = GradStore::Overwrite;
+};
+void rms_norm_backward_cpu(const RmsNormBackwardArgs& args);
+
+// RoPE backward: the transpose of the rotation, i.e. the rotation by -angle, in place on the
+// gradient: x holds d_out on entry and d_x on return. Same args as the forward.
+void rope_backward_cpu(const RopeArgs& args);
+
+// Attention backward. The softmax is recomputed from q and k (nothing but q, k, v is saved):
+// with p = softmax(scale·q·kᵀ) over the visible keys and dp_j = d_out·v_j,
+//   d_v_j += p_j d_out,  ds_j = p_j (dp_j - Σ_i p_i dp_i),  d_q = scale Σ_j ds_j k_j,
+//   d_k_j += scale ds_j q.  Same masking rules and start conventions as the forward.
+struct AttentionBackwardArgs {
+  Tensor q;         // [Tq, H * Dh] f32 (after RoPE), as given to the forward
+  Tensor k;         // [Tk, Hkv * Dh] f32
+  Tensor v;         // [Tk, Hkv * Dh] f32
+  Tensor q_starts;  // [S+1] i32
+  Tensor k_starts;  // [S+1] i32
+  Tensor d_out;     // [Tq, H * Dh] f32
+  Tensor d_q;       // [Tq, H * Dh] f32, written
+  Tensor d_k;       // [Tk, Hkv * Dh] f32, written
+  Tensor d_v;       // [Tk, Hkv * Dh] f32, written
+  int64_t n_heads = 0;
+  int64_t n_heads_kv = 0;
+  int64_t head_dim = 0;
+  int64_t window = 0;
+  float scale = 1.0f;
+};
+void attention_backward_cpu(const AttentionBackwardArgs& args);
+
+// SwiGLU backward: with s = sigmoid(gate), d_up = d_out * gate * s and
+// d_gate = d_out * up * s * (1 + gate * (1 - s)). Element-wise; d_gate may alias gate or
+// d_out, d_up may alias up or d_out.
+struct SwigluBackwardArgs {
+  Tensor gate;    // [T, F] f32, the forward's input
+  Tensor up;      // [T, F] f32
+  Tensor d_out;   // [T, F] f32
+  Tensor d_gate;  // [T, F] f32
+  Tensor d_up;    // [T, F] f32
+};
+void swiglu_backward_cpu(const SwigluBackwardArgs& args);
+
+// A frozen linear layer with an optional LoRA adapter (PEFT LoraLayer / lora.Linear.forward):
+//   out = x · Wᵀ (+ b) + scale · (dropout(x) · Aᵀ) · Bᵀ,
+// where dropout(x) = x * dropout_mask (the mask holds 0 or 1/(1-p); absent = identity).
+// The forward also writes xa = dropout(x) · Aᵀ, which the backward needs for d_B.
+struct LoraLinearArgs {
+  Tensor x;             // [T, K] f32
+  Tensor weight;        // [N, K] f32, frozen
+  Tensor bias;          // [N] f32, optional, frozen
+  Tensor lora_a;        // [R, K] f32, optional (absent = plain linear)
+  Tensor lora_b;        // [N, R] f32, required with lora_a
+  Tensor dropout_mask;  // [T, K] f32, optional
+  Tensor xa;            // [T, R] f32, written when lora_a is present
+  Tensor out;           // [T, N] f32 (must not alias x)
+  float scale = 1.0f;   // alpha / r, or alpha / sqrt(r) with rsLoRA
+};
+void lora_linear_forward_cpu(const LoraLinearArgs& args);
+
+// Backward of lora_linear_forward: with g = scale · d_out · B  [T, R],
+//   d_x (store) = d_out · W + (g · A) * dropout_mask,
+//   d_A += gᵀ · dropout(x),   d_B += scale · d_outᵀ · xa.
+// Nothing for W or b (frozen). d_x is optional (absent when the caller does not need it).
+struct LoraLinearBackwardArgs {
+  Tensor x;             // [T, K] f32, the forward's input
+  Tensor weight;        // [N, K] f32
+  Tensor lora_a;        // [R, K] f32, optional
+  Tensor lora_b;        // [N, R] f32
+  Tensor dropout_mask;  // [T, K] f32, optional, the forward's mask
+  Tensor xa;            // [T, R] f32, saved by the forward
+  Tensor d_out;         // [T, N] f32
+  Tensor d_x;           // [T, K] f32, optional; written or accumulated per `store`
+  Tensor d_lora_a;      // [R, K] f32, accumulated
+  Tensor d_lora_b;      // [N, R] f32, accumulated
+  float scale = 1.0f;
+  GradStore store = GradStore::Overwrite;
+};
+void lora_linear_backward_cpu(const LoraLinearBackwardArgs& args);
+
+// Backward of the chunked log-prob head, recomputing each chunk's logits (never [T, V]):
+// for selected row r with p = softmax(logits_r), d_logits_r = d_out[r] · (onehot(label_r) - p)
+// and d_hidden[rows[r]] += d_logits_r · W. Rows of hidden that are not selected get nothing.
+struct LogprobHeadBackwardArgs {
+  Tensor hidden;     // [T, D] f32
+  Tensor weight;     // [V, D] f32
+  Tensor rows;       // [N] i32
+  Tensor labels;     // [N] i32
+  Tensor logsumexp;  // [N] f32 from the forward; optional (recomputed when absent)
+  Tensor d_out;      // [N] f32, ∂loss/∂logp per row
+  Tensor d_hidden;   // [T, D] f32, accumulated
+  Tensor workspace;  // [logprob_head_workspace_floats(chunk_rows, D, V)] f32
+  int64_t chunk_rows = 64;
+};
+void logprob_head_backward_cpu(const LogprobHeadBackwardArgs& args);
+
 }  // namespace kto

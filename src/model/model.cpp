@@ -49,13 +49,13 @@ HostTensor Model::forward_logits(const PackedBatch& batch) const {
   return logits;
 }
 
-std::vector<double> Model::sequence_logprobs(const PackedBatch& batch, std::span<const int32_t> n_prompt) const {
+CompletionRows completion_rows(const PackedBatch& batch, std::span<const int32_t> n_prompt) {
   const int64_t n_seqs = batch.n_sequences();
   if (static_cast<int64_t>(n_prompt.size()) != n_seqs) {
-    fail(ErrorKind::InvalidArgument, "sequence_logprobs: ", n_prompt.size(), " prompt lengths for ", n_seqs,
+    fail(ErrorKind::InvalidArgument, "completion scores: ", n_prompt.size(), " prompt lengths for ", n_seqs,
          " sequences");
   }
-  std::vector<int32_t> rows, labels, owner;  // [N] each: hidden row, label token, its sequence
+  CompletionRows out;
   for (int64_t s = 0; s < n_seqs; ++s) {
     const int32_t begin = batch.seq_starts[static_cast<size_t>(s)], len = static_cast<int32_t>(batch.seq_len(s));
     const int32_t np = n_prompt[static_cast<size_t>(s)];
@@ -64,23 +64,29 @@ std::vector<double> Model::sequence_logprobs(const PackedBatch& batch, std::span
            "] (the first completion token needs a token before it)");
     }
     for (int32_t t = begin + np; t < begin + len; ++t) {
-      rows.push_back(t - 1);
-      labels.push_back(batch.tokens[static_cast<size_t>(t)]);
-      owner.push_back(static_cast<int32_t>(s));
+      out.rows.push_back(t - 1);
+      out.labels.push_back(batch.tokens[static_cast<size_t>(t)]);
+      out.owner.push_back(static_cast<int32_t>(s));
     }
   }
-  std::vector<double> sums(static_cast<size_t>(n_seqs), 0.0);
-  if (rows.empty()) return sums;
+  return out;
+}
+
+std::vector<double> Model::sequence_logprobs(const PackedBatch& batch, std::span<const int32_t> n_prompt) const {
+  const CompletionRows head_rows = completion_rows(batch, n_prompt);
+  std::vector<double> sums(static_cast<size_t>(batch.n_sequences()), 0.0);
+  if (head_rows.rows.empty()) return sums;
   const HostTensor hidden = forward_hidden(batch);  // [T, D]
-  const int64_t n = static_cast<int64_t>(rows.size());
+  const int64_t n = static_cast<int64_t>(head_rows.rows.size());
   HostTensor out(DType::F32, Shape{n});
   HostTensor workspace(DType::F32,
                        Shape{logprob_head_workspace_floats(head_chunk_rows_, config_.hidden_size, config_.vocab_size)});
   const Shape index_shape{n};
-  logprob_head_forward_cpu({hidden.view(), weights_.head(), Tensor{rows.data(), DType::I32, index_shape},
-                            Tensor{labels.data(), DType::I32, index_shape}, out.view(), Tensor{}, workspace.view(),
-                            head_chunk_rows_});
-  for (int64_t i = 0; i < n; ++i) sums[static_cast<size_t>(owner[static_cast<size_t>(i)])] += out.f32()[i];
+  logprob_head_forward_cpu({hidden.view(), weights_.head(),
+                            Tensor{const_cast<int32_t*>(head_rows.rows.data()), DType::I32, index_shape},
+                            Tensor{const_cast<int32_t*>(head_rows.labels.data()), DType::I32, index_shape},
+                            out.view(), Tensor{}, workspace.view(), head_chunk_rows_});
+  for (int64_t i = 0; i < n; ++i) sums[static_cast<size_t>(head_rows.owner[static_cast<size_t>(i)])] += out.f32()[i];
   return sums;
 }
 

@@ -1,8 +1,9 @@
 // Model: a loaded decoder-only causal LM (config + f32 weights) and what the CLI, the trainer's
 // reference pass and generation ask of it: logits, per-sequence completion log-probabilities
 // through the chunked head, and KV-cache decoding. Mirrors transformers' *ForCausalLM.forward
-// and generate's incremental decoding. Thread-safety: const methods may run concurrently; a
-// KvCache belongs to one caller.
+// and generate's incremental decoding, plus the trainer's LoRA passes (forward with saved
+// activations, backward to LoRA gradients; model_train.cpp). Thread-safety: const methods may
+// run concurrently; a KvCache, a TrainPass and a LoraAdapter's gradients belong to one caller.
 #pragma once
 
 #include <cstdint>
@@ -12,11 +13,42 @@
 
 #include "model/config.h"
 #include "model/decoder_forward.h"
+#include "model/lora.h"
 #include "model/packed_batch.h"
 #include "model/weights.h"
 #include "tensor/tensor.h"
 
 namespace kto {
+
+// The head rows that score a batch's completions: token t of sequence s (t >= n_prompt[s]) is
+// predicted from hidden row t - 1. InvalidArgument unless 1 <= n_prompt[s] <= len(s).
+struct CompletionRows {
+  std::vector<int32_t> rows;    // [N] hidden row (packed index of the token before)
+  std::vector<int32_t> labels;  // [N] the token scored
+  std::vector<int32_t> owner;   // [N] its sequence
+};
+CompletionRows completion_rows(const PackedBatch& batch, std::span<const int32_t> n_prompt);
+
+// Per-sequence sums over completion positions, as TRL's KTO statistics are built from them:
+// logps (Σ log p(token), a sum, not a mean), the vocabulary-mean logit ("logits/chosen" and
+// "logits/rejected" are Σ mean_logit_sums / Σ n_tokens over rows of that label) and the
+// predictive entropy of softmax(logits) ("entropy" = Σ entropy_sums / Σ n_tokens).
+struct SequenceScores {
+  std::vector<double> logps;            // [S]
+  std::vector<double> mean_logit_sums;  // [S]
+  std::vector<double> entropy_sums;     // [S]
+  std::vector<int64_t> n_tokens;        // [S] completion tokens
+};
+
+// A policy forward kept for its backward: the batch, the scores and what the backward reads.
+struct TrainPass {
+  PackedBatch batch;
+  CompletionRows head_rows;
+  SequenceScores scores;
+  DecoderSaved saved;
+  HostTensor logsumexp;  // [N] f32 per head row
+  const LoraAdapter* adapter = nullptr;
+};
 
 class Model {
  public:
@@ -42,6 +74,20 @@ class Model {
   // n_prompt[s] must be in [1, len(s)]; a sequence with n_prompt[s] == len(s) scores 0.
   std::vector<double> sequence_logprobs(const PackedBatch& batch, std::span<const int32_t> n_prompt) const;
 
+  // Scores (log-probs and metric sums) of completions with an optional LoRA adapter applied
+  // in inference mode (no dropout, no gradient); nullptr = the base model (KTO's reference).
+  SequenceScores sequence_scores(const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                                 const LoraAdapter* adapter) const;
+  // The policy's training forward: scores with `adapter` in training mode (dropout when
+  // lora_dropout > 0), keeping the activations backward_train needs. `adapter` must outlive the
+  // pass and stay unchanged until backward_train.
+  TrainPass forward_train(const PackedBatch& batch, std::span<const int32_t> n_prompt, const LoraAdapter& adapter,
+                          const DecoderTrainOptions& options = {}) const;
+  // Accumulates into adapter's d_a / d_b the gradient of Σ_s d_logps[s] · pass.scores.logps[s]
+  // (d_logps = ∂loss/∂logp per sequence, e.g. KtoLossResult::d_policy_logps). `adapter` must
+  // be the one given to forward_train.
+  void backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) const;
+
   // Incremental decoding of one sequence. decode appends new_tokens (≥ 1) to the cache and
   // returns the logits [V] f32 after the last of them. InvalidArgument when the cache is full.
   KvCache new_cache(int64_t max_tokens) const;
@@ -50,6 +96,10 @@ class Model {
  private:
   Model() = default;
   Decoder decoder() const { return {&config_, &weights_, inv_freq_.view()}; }
+  Decoder decoder(const LoraAdapter* adapter) const { return {&config_, &weights_, inv_freq_.view(), adapter}; }
+  // The chunked head over `rows` of hidden: fills scores (and logsumexp when non-null [N]).
+  SequenceScores score_rows(const HostTensor& hidden, const CompletionRows& rows, int64_t n_seqs,
+                            HostTensor* logsumexp) const;
 
   ModelConfig config_;
   Weights weights_;

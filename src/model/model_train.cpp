@@ -1,0 +1,92 @@
+// The trainer's passes over a Model with a LoRA adapter: completion scores with the metric sums
+// TRL's KTOTrainer logs (spec/kto.md §4, §6), the policy forward that keeps activations, and
+// its backward through the chunked head (recomputed per chunk, never [T, V]) and the decoder.
+// Mirrors what PEFT + transformers autograd give for Σ_s c_s · logp_s (tools/reference/
+// make_lora_grads.py).
+#include <vector>
+
+#include "backend/ops.h"
+#include "model/decoder_backward.h"
+#include "model/model.h"
+
+namespace kto {
+namespace {
+
+Tensor index_view(const std::vector<int32_t>& v) {
+  return Tensor{const_cast<int32_t*>(v.data()), DType::I32, Shape{static_cast<int64_t>(v.size())}};
+}
+
+}  // namespace
+
+SequenceScores Model::score_rows(const HostTensor& hidden, const CompletionRows& rows, int64_t n_seqs,
+                                 HostTensor* logsumexp) const {
+  SequenceScores scores;
+  const size_t s_count = static_cast<size_t>(n_seqs);
+  scores.logps.assign(s_count, 0.0), scores.mean_logit_sums.assign(s_count, 0.0);
+  scores.entropy_sums.assign(s_count, 0.0), scores.n_tokens.assign(s_count, 0);
+  const int64_t n = static_cast<int64_t>(rows.rows.size());
+  if (logsumexp) *logsumexp = HostTensor(DType::F32, Shape{n});
+  if (n == 0) return scores;
+  HostTensor out(DType::F32, Shape{n}), mean_logit(DType::F32, Shape{n}), entropy(DType::F32, Shape{n});
+  HostTensor workspace(DType::F32,
+                       Shape{logprob_head_workspace_floats(head_chunk_rows_, config_.hidden_size, config_.vocab_size)});
+  logprob_head_forward_cpu({hidden.view(), weights_.head(), index_view(rows.rows), index_view(rows.labels), out.view(),
+                            logsumexp ? logsumexp->view() : Tensor{}, workspace.view(), head_chunk_rows_},
+                           {mean_logit.view(), entropy.view()});
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t s = static_cast<size_t>(rows.owner[static_cast<size_t>(i)]);
+    scores.logps[s] += out.f32()[i];
+    scores.mean_logit_sums[s] += mean_logit.f32()[i];
+    scores.entropy_sums[s] += entropy.f32()[i];
+    scores.n_tokens[s] += 1;
+  }
+  return scores;
+}
+
+SequenceScores Model::sequence_scores(const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                                      const LoraAdapter* adapter) const {
+  packed_batch_validate(batch, config_.vocab_size);
+  const CompletionRows rows = completion_rows(batch, n_prompt);
+  const HostTensor hidden = decoder_forward(decoder(adapter), batch, nullptr);  // [T, D]
+  return score_rows(hidden, rows, batch.n_sequences(), nullptr);
+}
+
+TrainPass Model::forward_train(const PackedBatch& batch, std::span<const int32_t> n_prompt, const LoraAdapter& adapter,
+                               const DecoderTrainOptions& options) const {
+  packed_batch_validate(batch, config_.vocab_size);
+  TrainPass pass;
+  pass.batch = batch;
+  pass.adapter = &adapter;
+  pass.head_rows = completion_rows(batch, n_prompt);
+  decoder_forward_train(decoder(&adapter), pass.batch, options, pass.saved);
+  pass.scores = score_rows(pass.saved.hidden, pass.head_rows, batch.n_sequences(), &pass.logsumexp);
+  return pass;
+}
+
+// d_logp per head row = d_logps of its sequence; head backward → d_hidden [T, D] (zero at
+// unscored rows) → decoder backward.
+void Model::backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) const {
+  if (pass.adapter != &adapter) {
+    fail(ErrorKind::InvalidArgument, "backward_train: the adapter differs from the one forward_train used");
+  }
+  if (static_cast<int64_t>(d_logps.size()) != pass.batch.n_sequences()) {
+    fail(ErrorKind::InvalidArgument, "backward_train: ", d_logps.size(), " gradients for ",
+         pass.batch.n_sequences(), " sequences");
+  }
+  const int64_t n = static_cast<int64_t>(pass.head_rows.rows.size());
+  HostTensor d_hidden(DType::F32, pass.saved.hidden.shape());  // [T, D], zero-initialised
+  if (n > 0) {
+    HostTensor d_out(DType::F32, Shape{n});
+    for (int64_t i = 0; i < n; ++i) {
+      d_out.f32()[i] = static_cast<float>(d_logps[static_cast<size_t>(pass.head_rows.owner[static_cast<size_t>(i)])]);
+    }
+    HostTensor workspace(DType::F32, Shape{logprob_head_workspace_floats(head_chunk_rows_, config_.hidden_size,
+                                                                          config_.vocab_size)});
+    logprob_head_backward_cpu({pass.saved.hidden.view(), weights_.head(), index_view(pass.head_rows.rows),
+                               index_view(pass.head_rows.labels), pass.logsumexp.view(), d_out.view(),
+                               d_hidden.view(), workspace.view(), head_chunk_rows_});
+  }
+  decoder_backward(decoder(&adapter), pass.batch, pass.saved, d_hidden.view(), adapter);
+}
+
+}  // namespace kto
