@@ -9,6 +9,7 @@ packages=(
   libyaml-cpp-dev      # training configs
   libcli11-dev         # command line
   libpcre2-dev         # tokenizer pre-tokenisation regexes
+  libicu-dev           # tokenizer Unicode normalization (NFC)
   libopenblas-dev      # CPU matmul
   libgtest-dev         # tests
 )
