@@ -25,6 +25,7 @@ int run(int argc, char** argv) {
   add_inspect_verb(app);
   add_tokenize_verb(app);
   add_score_verb(app);
+  add_train_verb(app);
 
   try {
     app.parse(argc, argv);

@@ -17,5 +17,6 @@ void add_generate_verb(CLI::App& app);
 void add_inspect_verb(CLI::App& app);
 void add_tokenize_verb(CLI::App& app);
 void add_score_verb(CLI::App& app);
+void add_train_verb(CLI::App& app);
 
 }  // namespace kto::cli

@@ -96,7 +96,7 @@ void print_text(const std::string& dir, const ModelConfig& c, const WeightSummar
               static_cast<double>(w.bytes) / (1024.0 * 1024.0));
   for (const auto& [dtype, n] : w.params_by_dtype) std::printf(" %s %lld", dtype.c_str(), (long long)n);
   std::printf("\n\ntraining memory estimate per GPU: LoRA r=%lld on all 7 projections (%lld params), AdamW fp32 states,\n"
-              "bf16 compute, KL + reference passes without grad (issue #7 checks this plan against measurement)\n\n",
+              "bf16 compute, KL + reference passes without grad — an estimate until the CUDA trainer measures it\n\n",
               (long long)args.lora_rank, (long long)lora_param_count(c, args.lora_rank));
   std::printf("  batch x length");
   for (const Scenario& s : kScenarios) std::printf("  %16s", s.name);

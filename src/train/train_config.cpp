@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <sstream>
 #include <variant>
 
 #include "util/error.h"
@@ -44,6 +45,7 @@ const std::vector<Key>& keys() {
       {"resume_from_checkpoint", &TrainConfig::resume_from_checkpoint}, {"lora_r", &TrainConfig::lora_r},
       {"lora_alpha", &TrainConfig::lora_alpha}, {"lora_dropout", &TrainConfig::lora_dropout},
       {"lora_target_modules", &TrainConfig::lora_target_modules}, {"use_rslora", &TrainConfig::use_rslora},
+      {"adapter_name_or_path", &TrainConfig::adapter_name_or_path},
   };
   return k;
 }
@@ -117,6 +119,30 @@ std::vector<std::string> train_config_keys() {
   std::vector<std::string> out;
   for (const Key& k : keys()) out.emplace_back(k.name);
   return out;
+}
+
+std::string train_config_dump(const TrainConfig& config) {
+  std::ostringstream out;
+  out.precision(17);
+  for (const Key& k : keys()) {
+    out << k.name << ": ";
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_reference_t<decltype(config.*member)>;
+          const T& v = config.*member;
+          if constexpr (std::is_same_v<T, std::string>) out << (v.empty() ? "\"\"" : v);
+          if constexpr (std::is_same_v<T, double> || std::is_same_v<T, int64_t>) out << v;
+          if constexpr (std::is_same_v<T, bool>) out << (v ? "true" : "false");
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            out << "[";
+            for (size_t i = 0; i < v.size(); ++i) out << (i ? ", " : "") << v[i];
+            out << "]";
+          }
+        },
+        k.member);
+    out << "\n";
+  }
+  return out.str();
 }
 
 std::string train_config_suggest(const std::string& unknown) {

@@ -56,6 +56,7 @@ struct TrainConfig {
   double lora_dropout = 0.0;
   std::vector<std::string> lora_target_modules = {"all-linear"};
   bool use_rslora = false;
+  std::string adapter_name_or_path;    // start from this PEFT adapter instead of a fresh init
 };
 
 // Applies one `key: value` (YAML scalar or sequence text). `where` names the source for messages
@@ -67,6 +68,8 @@ void train_config_load_yaml(TrainConfig& config, const std::string& path);
 void train_config_validate(const TrainConfig& config);
 // All canonical key names, in declaration order (for --help and suggestions).
 std::vector<std::string> train_config_keys();
+// Every setting as `key: value` YAML lines (the resolved config; readable by load_yaml).
+std::string train_config_dump(const TrainConfig& config);
 // The nearest known key by edit distance, or "" when nothing is close.
 std::string train_config_suggest(const std::string& unknown);
 

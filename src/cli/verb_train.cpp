@@ -1,0 +1,179 @@
+// `kto train CONFIG.yaml [--key value | key=value]... [--dry-run]`: KTO training of a LoRA
+// adapter with TRL's config names. Prints a banner, a progress line per log step, writes
+// checkpoints, trainer_log.jsonl and the final PEFT adapter into output_dir.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "cli/app.h"
+#include "data/dataset.h"
+#include "data/stats.h"
+#include "data/truncation.h"
+#include "formats/hf_cache.h"
+#include "model/memory_plan.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/log.h"
+
+namespace kto::cli {
+
+namespace {
+struct TrainArgs {
+  std::string config_path;
+  std::vector<std::string> overrides;  // "key=value" or "--key value" pairs, in order
+  bool dry_run = false;
+};
+
+// Applies "key=value" and "--key value" overrides after the YAML file.
+void apply_overrides(TrainConfig& config, const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    if (a.rfind("--", 0) == 0) {
+      a = a.substr(2);
+      std::replace(a.begin(), a.end(), '-', '_');
+      if (size_t eq = a.find('='); eq != std::string::npos) {
+        train_config_set(config, a.substr(0, eq), a.substr(eq + 1), "--" + a.substr(0, eq));
+      } else if (i + 1 < args.size()) {
+        train_config_set(config, a, args[++i], "--" + a);
+      } else {
+        fail(ErrorKind::InvalidArgument, "--", a, " needs a value");
+      }
+    } else if (size_t eq = a.find('='); eq != std::string::npos) {
+      train_config_set(config, a.substr(0, eq), a.substr(eq + 1), "command line");
+    } else {
+      fail(ErrorKind::InvalidArgument, "unexpected argument '", a, "'; settings are `key=value` or `--key value`");
+    }
+  }
+}
+
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string duration_text(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? str_cat(s / 3600, "h", (s % 3600) / 60, "m") : s >= 60 ? str_cat(s / 60, "m", s % 60, "s") : str_cat(s, "s");
+}
+
+void print_banner(const TrainConfig& c, const Model& model, const LoraAdapter& adapter, const KtoDatasets& data, const Trainer& t) {
+  const ModelConfig& mc = model.config();
+  std::fprintf(stderr, "kto train · %s (%s, %lld layers, hidden %lld) on CPU, %u threads\n", model.dir().c_str(),
+               mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, std::thread::hardware_concurrency());
+  std::fprintf(stderr, "  trainable %lld / total %lld parameters (%.3f%%) · LoRA r=%lld alpha=%g%s\n", (long long)adapter.n_params(),
+               (long long)mc.n_params(), 100.0 * static_cast<double>(adapter.n_params()) / static_cast<double>(mc.n_params()),
+               (long long)c.lora_r, c.lora_alpha, c.use_rslora ? " (rsLoRA)" : "");
+  std::fprintf(stderr, "  %s · beta %g · %lld examples (%lld desirable, %lld undesirable)%s\n", c.loss_type.c_str(), c.beta,
+               (long long)data.train.size(), (long long)data.train.stats().n_desirable, (long long)data.train.stats().n_undesirable,
+               data.eval ? str_cat(" · eval ", data.eval->size()).c_str() : "");
+  std::fprintf(stderr, "  effective batch %lld = %lld micro × %lld accumulation × 1 process · %lld steps (%lld per epoch) · lr %g %s\n",
+               (long long)(c.per_device_train_batch_size * c.gradient_accumulation_steps), (long long)c.per_device_train_batch_size,
+               (long long)c.gradient_accumulation_steps, (long long)t.total_steps(), (long long)t.steps_per_epoch(), c.learning_rate,
+               c.lr_scheduler_type.c_str());
+}
+
+void print_dry_run(const TrainConfig& c, const Model& model, const KtoDatasets& data) {
+  std::printf("resolved config:\n%s", train_config_dump(c).c_str());
+  std::printf("\ntrain data (%s):\n%s\n", c.dataset_name.c_str(), dataset_stats_summary(data.train.stats()).c_str());
+  if (data.eval) std::printf("eval data:\n%s\n", dataset_stats_summary(data.eval->stats()).c_str());
+  std::printf("KL pairs: %s\n", c.loss_type == "kto" ? "each example's prompt with the previous example's completion inside its micro-batch"
+                                                   : "none (apo_zero_unpaired has no KL term)");
+  TrainMemoryPlan plan = plan_training_memory(model.config(), {BaseWeights::Bf16, c.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off,
+                                                               c.lora_r, c.per_device_train_batch_size, c.max_length, 1024});
+  std::printf("memory estimate for one GPU (bf16): %.2f GiB\n", static_cast<double>(plan.total()) / (1 << 30));
+}
+
+void run_train(const TrainArgs& args) {
+  TrainConfig c;
+  train_config_load_yaml(c, args.config_path);
+  apply_overrides(c, args.overrides);
+  train_config_validate(c);
+  if (c.model_name_or_path.empty()) fail(ErrorKind::InvalidArgument, args.config_path, ": set model_name_or_path");
+  if (c.dataset_name.empty()) fail(ErrorKind::InvalidArgument, args.config_path, ": set dataset_name (a .jsonl/.json file or folder)");
+
+  const std::string dir = hf_resolve_model(c.model_name_or_path);
+  Tokenizer tokenizer = Tokenizer::load(dir);
+  Model model = Model::load(dir);
+  DataOptions options;
+  options.truncation = {c.max_length, c.max_prompt_length, truncation_mode_parse(c.truncation_mode, "truncation_mode")};
+  options.trl_compat = c.trl_compat ? TrlCompat::Yes : TrlCompat::No;
+  options.seed = static_cast<uint64_t>(c.seed);
+  options.desirable_weight = c.desirable_weight;
+  options.undesirable_weight = c.undesirable_weight;
+  KtoDatasets data = load_kto_datasets(c.dataset_name, c.eval_dataset, c.eval_split, tokenizer, options);
+  if (args.dry_run) return print_dry_run(c, model, data);
+
+  LoraConfig lora;
+  lora.rank = c.lora_r;
+  lora.alpha = c.lora_alpha;
+  lora.dropout = c.lora_dropout;
+  lora.use_rslora = c.use_rslora;
+  lora.target_modules = c.lora_target_modules;
+  lora.base_model_name_or_path = c.model_name_or_path;
+  LoraAdapter initial = c.adapter_name_or_path.empty() ? lora_init(model.config(), lora, static_cast<uint64_t>(c.seed))
+                                                      : lora_load_peft(hf_resolve_model(c.adapter_name_or_path), model.config());
+  Trainer trainer(c, model, data, std::move(initial));
+  if (!c.resume_from_checkpoint.empty() && c.resume_from_checkpoint != "false") {
+    std::string from = c.resume_from_checkpoint;
+    if (from == "true") {
+      auto latest = checkpoint_latest(c.output_dir);
+      if (!latest) fail(ErrorKind::NotFound, c.output_dir, ": no checkpoint-N directory to resume from");
+      from = *latest;
+    }
+    trainer.resume(from);
+    log_info("resuming from ", from, " at step ", trainer.state().global_step);
+  }
+  if (log_level() >= LogLevel::Info) print_banner(c, model, trainer.adapter(), data, trainer);
+
+  std::filesystem::create_directories(c.output_dir);
+  file_write_atomic(c.output_dir + "/train_config.yaml", train_config_dump(c));
+  std::ofstream log_file(c.output_dir + "/trainer_log.jsonl", std::ios::app);
+  TrainerEvents events;
+  events.on_log = [&](const TrainerState& s, const std::map<std::string, double>& record) {
+    nlohmann::json line(record);
+    line["step"] = s.global_step;
+    log_file << line.dump() << "\n" << std::flush;
+    auto get = [&](const char* k) { auto it = record.find(k); return it == record.end() ? NAN : it->second; };
+    const double per_step = s.global_step > 0 ? s.seconds / static_cast<double>(s.global_step) : 0.0;
+    const double rate = s.seconds > 0 ? static_cast<double>(s.num_tokens) / s.seconds : 0.0;
+    const bool eval = record.count("eval_loss") > 0;
+    const double margins = get(eval ? "eval_rewards/margins" : "rewards/margins");
+    log_info(eval ? "eval " : "step ", s.global_step, "/", trainer.total_steps(), "  loss ", fixed(get(eval ? "eval_loss" : "loss"), 4),
+             "  margins ", std::isnan(margins) ? std::string("-") : fixed(margins, 4), "  kl ", fixed(get(eval ? "eval_kl" : "kl"), 4),
+             "  ", static_cast<int64_t>(rate), " tok/s  eta ", duration_text(per_step * static_cast<double>(trainer.total_steps() - s.global_step)));
+  };
+  events.on_save = [](const std::string& path) { log_info("saved ", path); };
+  std::signal(SIGINT, [](int) { Trainer::request_stop(); });
+  std::signal(SIGTERM, [](int) { Trainer::request_stop(); });
+  trainer.train(events);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  log_info("adapter written to ", c.output_dir, " (adapter_config.json, adapter_model.safetensors)");
+}
+}  // namespace
+
+void add_train_verb(CLI::App& app) {
+  auto args = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train a LoRA adapter with KTO (config keys as TRL's KTOConfig)");
+  cmd->add_option("config", args->config_path, "YAML config file")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--dry-run", args->dry_run, "Print the resolved config, data statistics and memory estimate, then exit");
+  cmd->allow_extras();
+  cmd->footer("Any setting can follow the file: `beta=0.2` or `--learning-rate 1e-4` (TRL names).");
+  cmd->callback([args, cmd] {
+    args->overrides = cmd->remaining();
+    run_train(*args);
+  });
+}
+
+}  // namespace kto::cli

@@ -1,0 +1,281 @@
+// The KTO training loop; see trainer.h for the step's program. HF Trainer conventions mirrored:
+// updates per epoch = ceil(micro-batches / accumulation), the last update of an epoch may have
+// fewer micro-batches and divides by that count; clip_grad_norm_ with coefficient
+// max_norm / (norm + 1e-6) capped at 1; logged learning_rate is the rate after scheduler.step().
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+
+#include "train/checkpoint.h"
+#include "train/train_state.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace kto {
+
+namespace {
+std::atomic<bool> g_stop_requested{false};
+
+struct SplitBatch {
+  PackedBatch batch;
+  std::vector<int32_t> n_prompt;     // clamped to >= 1: the first token is never scored (TRL shifts)
+  std::vector<std::pair<int64_t, int64_t>> keys;  // (prompt example, completion example)
+  std::vector<uint8_t> desirable;
+};
+
+// The main (kind == Main) or KL sequences of a packed micro-batch as a model batch.
+SplitBatch split(const PackedMicroBatch& pmb, SeqKind kind) {
+  SplitBatch out;
+  out.batch.seq_starts.push_back(0);
+  const int64_t n_main = pmb.n_main;
+  for (int64_t s = 0; s < pmb.n_sequences(); ++s) {
+    const PackedSequence& seq = pmb.sequences[static_cast<size_t>(s)];
+    if (seq.kind != kind) continue;
+    std::span<const int32_t> tokens = pmb.sequence_tokens(s);
+    out.batch.tokens.insert(out.batch.tokens.end(), tokens.begin(), tokens.end());
+    for (size_t p = 0; p < tokens.size(); ++p) out.batch.positions.push_back(static_cast<int32_t>(p));
+    out.batch.seq_starts.push_back(static_cast<int32_t>(out.batch.tokens.size()));
+    out.n_prompt.push_back(std::max<int32_t>(1, std::min<int32_t>(seq.prompt_len, static_cast<int32_t>(tokens.size()))));
+    out.desirable.push_back(seq.label ? 1 : 0);
+    // KL sequence k borrows the completion of main sequence k-1 (the first: the last's).
+    const int64_t k = kind == SeqKind::Kl ? s - n_main : s;
+    const int64_t donor = kind == SeqKind::Kl ? (k + n_main - 1) % n_main : k;
+    out.keys.emplace_back(seq.example, pmb.sequences[static_cast<size_t>(donor)].example);
+  }
+  return out;
+}
+
+double elapsed_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+void Trainer::request_stop() { g_stop_requested = true; }
+
+double Trainer::epoch_progress() const {
+  return static_cast<double>(state_.epoch) +
+         static_cast<double>(state_.next_micro_batch) / static_cast<double>(micro_batches_per_epoch_);
+}
+
+TrainStateInfo Trainer::state_info() const {
+  return {total_steps_, config_.logging_steps, config_.save_steps, config_.eval_steps, config_.per_device_train_batch_size,
+          config_.num_train_epochs, epoch_progress()};
+}
+
+Trainer::Trainer(const TrainConfig& config, const Model& model, const KtoDatasets& data, LoraAdapter adapter)
+    : config_(config), model_(model), data_(data), adapter_(std::move(adapter)) {
+  loss_config_ = {config.loss_type == "kto" ? KtoLossType::Kto : KtoLossType::ApoZeroUnpaired, config.beta,
+                  config.desirable_weight, config.undesirable_weight};
+  adamw_ = {config.adam_beta1, config.adam_beta2, config.adam_epsilon, config.weight_decay};
+  micro_batches_per_epoch_ = (data.train.size() + config.per_device_train_batch_size - 1) / config.per_device_train_batch_size;
+  steps_per_epoch_ = (micro_batches_per_epoch_ + config.gradient_accumulation_steps - 1) / config.gradient_accumulation_steps;
+  total_steps_ = config.max_steps > 0 ? config.max_steps
+                                      : static_cast<int64_t>(std::ceil(config.num_train_epochs * static_cast<double>(steps_per_epoch_)));
+  total_steps_ = std::max<int64_t>(total_steps_, 1);
+  schedule_ = {schedule_type_from_name(config.lr_scheduler_type), config.learning_rate,
+               warmup_steps_resolve(config.warmup_steps, config.warmup_ratio, total_steps_), total_steps_};
+  for (const NamedTensor& p : adapter_.parameters()) {
+    exp_avg_.emplace_back(DType::F32, p.tensor.shape);
+    exp_avg_sq_.emplace_back(DType::F32, p.tensor.shape);
+  }
+  if (config.precompute_ref_log_probs) {
+    // One ordered pass over the first epoch's micro-batches: main and KL reference log-probs.
+    for (const auto& batch : data_.train.micro_batches(0, config.per_device_train_batch_size)) {
+      PackedMicroBatch pmb = data_.train.pack(batch, loss_config_.type == KtoLossType::Kto ? KlSequences::Yes : KlSequences::No);
+      for (SeqKind kind : {SeqKind::Main, SeqKind::Kl}) {
+        SplitBatch part = split(pmb, kind);
+        if (part.keys.empty()) continue;
+        std::vector<double> logps = model_.sequence_scores(part.batch, part.n_prompt, nullptr).logps;
+        for (size_t i = 0; i < logps.size(); ++i) ref_cache_.emplace(part.keys[i], logps[i]);
+      }
+    }
+  }
+}
+
+std::vector<double> Trainer::reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                                             const std::vector<std::pair<int64_t, int64_t>>& keys) {
+  std::vector<double> out(keys.size());
+  bool all_cached = !ref_cache_.empty();
+  for (size_t i = 0; i < keys.size() && all_cached; ++i) {
+    auto it = ref_cache_.find(keys[i]);
+    if (it == ref_cache_.end()) all_cached = false;
+    else out[i] = it->second;
+  }
+  if (all_cached) return out;
+  return model_.sequence_scores(batch, n_prompt, nullptr).logps;  // LoRA off = the reference
+}
+
+double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
+  const bool with_kl = loss_config_.type == KtoLossType::Kto;
+  PackedMicroBatch pmb = data_.train.pack(batch, with_kl ? KlSequences::Yes : KlSequences::No);
+  SplitBatch main = split(pmb, SeqKind::Main);
+
+  double kl = 0.0;
+  if (with_kl) {
+    SplitBatch kl_part = split(pmb, SeqKind::Kl);
+    std::vector<double> kl_policy = model_.sequence_scores(kl_part.batch, kl_part.n_prompt, &adapter_).logps;
+    std::vector<double> kl_ref = reference_logps(kl_part.batch, kl_part.n_prompt, kl_part.keys);
+    kl = kto_kl_clamp(kto_kl_mean(kl_policy, kl_ref));  // one rank: the cross-rank mean is itself
+  }
+  std::vector<double> ref = reference_logps(main.batch, main.n_prompt, main.keys);
+  DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step)};
+  TrainPass pass = model_.forward_train(main.batch, main.n_prompt, adapter_, options);
+
+  KtoLossResult loss = kto_loss(loss_config_, {pass.scores.logps, ref, main.desirable}, kl);
+  std::vector<double> d_logps = loss.d_policy_logps;
+  for (double& d : d_logps) d *= grad_scale;
+  model_.backward_train(pass, d_logps, adapter_);
+
+  metrics_.add_kto(loss, kl, {pass.scores.mean_logit_sums, pass.scores.entropy_sums, pass.scores.n_tokens}, main.desirable);
+  state_.num_tokens += main.batch.n_tokens();
+  metrics_.set("num_tokens", static_cast<double>(state_.num_tokens));
+  return loss.loss;
+}
+
+double Trainer::clip_gradients() {
+  double sum_sq = 0.0;
+  for (const NamedTensor& g : adapter_.gradients()) {
+    const float* d = g.tensor.f32();
+    for (int64_t i = 0; i < g.tensor.numel(); ++i) sum_sq += static_cast<double>(d[i]) * d[i];
+  }
+  const double norm = std::sqrt(sum_sq);
+  const double coef = config_.max_grad_norm / (norm + 1e-6);
+  if (config_.max_grad_norm > 0 && coef < 1.0) {
+    for (const NamedTensor& g : adapter_.gradients()) {
+      float* d = g.tensor.f32();
+      for (int64_t i = 0; i < g.tensor.numel(); ++i) d[i] = static_cast<float>(d[i] * coef);
+    }
+  }
+  return norm;
+}
+
+Trainer::StepResult Trainer::optimizer_step() {
+  StepResult result;
+  adapter_.zero_grad();
+  const int64_t first = state_.next_micro_batch;
+  const int64_t n_micro = std::min(config_.gradient_accumulation_steps, micro_batches_per_epoch_ - first);
+  const auto batches = data_.train.micro_batches(state_.epoch, config_.per_device_train_batch_size);
+  const int64_t tokens_before = state_.num_tokens;
+  for (int64_t m = 0; m < n_micro; ++m) {
+    result.loss += micro_step(batches[static_cast<size_t>(first + m)], 1.0 / static_cast<double>(n_micro)) / static_cast<double>(n_micro);
+  }
+  result.tokens = state_.num_tokens - tokens_before;
+  result.grad_norm = clip_gradients();
+  const double lr = schedule_.lr(state_.global_step);
+  std::vector<NamedTensor> params = adapter_.parameters(), grads = adapter_.gradients();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto span_of = [](const Tensor& t) { return std::span<float>(t.f32(), static_cast<size_t>(t.numel())); };
+    adamw_step(adamw_, lr, state_.global_step + 1, span_of(params[i].tensor), span_of(grads[i].tensor),
+               {span_of(exp_avg_[i].view()), span_of(exp_avg_sq_[i].view())});
+  }
+  state_.global_step += 1;
+  state_.next_micro_batch += n_micro;
+  if (state_.next_micro_batch >= micro_batches_per_epoch_) {
+    state_.epoch += 1;
+    state_.next_micro_batch = 0;
+  }
+  return result;
+}
+
+void Trainer::log_step(const StepResult& step, const TrainerEvents& events) {
+  step_losses_.push_back(step.loss);
+  const bool last = state_.global_step >= total_steps_;
+  if (config_.logging_steps <= 0 || (state_.global_step % config_.logging_steps != 0 && !last)) return;
+  std::map<std::string, double> record = metrics_.take();
+  double loss_sum = 0;
+  for (double l : step_losses_) loss_sum += l;
+  record["loss"] = loss_sum / static_cast<double>(step_losses_.size());
+  step_losses_.clear();
+  record["grad_norm"] = step.grad_norm;
+  record["learning_rate"] = schedule_.lr(state_.global_step - 1);  // the rate this step used, as HF logs it
+  record["epoch"] = epoch_progress();
+  nlohmann::json entry(record);
+  entry["step"] = state_.global_step;
+  state_.log_history.push_back(entry);
+  if (events.on_log) events.on_log(state_, record);
+}
+
+std::map<std::string, double> Trainer::evaluate() {
+  if (!data_.eval) return {};
+  MetricLog eval_metrics;
+  const bool with_kl = loss_config_.type == KtoLossType::Kto;
+  double loss_sum = 0;
+  int64_t n = 0;
+  for (const auto& batch : data_.eval->micro_batches(0, config_.per_device_eval_batch_size)) {
+    PackedMicroBatch pmb = data_.eval->pack(batch, with_kl ? KlSequences::Yes : KlSequences::No);
+    SplitBatch main = split(pmb, SeqKind::Main);
+    double kl = 0.0;
+    if (with_kl) {
+      SplitBatch kl_part = split(pmb, SeqKind::Kl);
+      kl = kto_kl_clamp(kto_kl_mean(model_.sequence_scores(kl_part.batch, kl_part.n_prompt, &adapter_).logps,
+                                    model_.sequence_scores(kl_part.batch, kl_part.n_prompt, nullptr).logps));
+    }
+    SequenceScores policy = model_.sequence_scores(main.batch, main.n_prompt, &adapter_);
+    std::vector<double> ref = model_.sequence_scores(main.batch, main.n_prompt, nullptr).logps;
+    KtoLossResult loss = kto_loss(loss_config_, {policy.logps, ref, main.desirable}, kl);
+    eval_metrics.add_kto(loss, kl, {policy.mean_logit_sums, policy.entropy_sums, policy.n_tokens}, main.desirable);
+    loss_sum += loss.loss;
+    ++n;
+  }
+  std::map<std::string, double> out = eval_metrics.take("eval_");
+  if (n) out["eval_loss"] = loss_sum / static_cast<double>(n);
+  return out;
+}
+
+std::string Trainer::save_checkpoint() {
+  std::string path = checkpoint_write(config_.output_dir, state_.global_step, [&](const std::string& dir) {
+    lora_save_peft(adapter_, dir);
+    train_state_save(dir, state_, adapter_, exp_avg_, exp_avg_sq_, state_info());
+  });
+  checkpoint_rotate(config_.output_dir, config_.save_total_limit);
+  return path;
+}
+
+void Trainer::resume(const std::string& checkpoint_dir) {
+  adapter_ = lora_load_peft(checkpoint_dir, model_.config());
+  train_state_load(checkpoint_dir, state_, adapter_, exp_avg_, exp_avg_sq_);
+  if (state_.global_step >= total_steps_) {
+    log_warn(checkpoint_dir, " is at step ", state_.global_step, " of ", total_steps_, "; nothing left to train");
+  }
+}
+
+void Trainer::write_final(const TrainerEvents& events) {
+  lora_save_peft(adapter_, config_.output_dir);
+  train_state_write_json(config_.output_dir, state_, state_info());
+  if (events.on_save) events.on_save(config_.output_dir);
+}
+
+void Trainer::train(const TrainerEvents& events) {
+  g_stop_requested = false;
+  while (state_.global_step < total_steps_) {
+    const auto start = std::chrono::steady_clock::now();
+    StepResult step = optimizer_step();
+    state_.seconds += elapsed_since(start);
+    log_step(step, events);
+    if (events.on_step) events.on_step(state_);
+    const bool last = state_.global_step >= total_steps_;
+    if (config_.eval_steps > 0 && data_.eval && (state_.global_step % config_.eval_steps == 0 || last)) {
+      std::map<std::string, double> eval = evaluate();
+      nlohmann::json entry(eval);
+      entry["step"] = state_.global_step;
+      entry["epoch"] = epoch_progress();
+      state_.log_history.push_back(entry);
+      if (events.on_log) events.on_log(state_, eval);
+    }
+    const bool stop = g_stop_requested.load();
+    if ((config_.save_steps > 0 && state_.global_step % config_.save_steps == 0) || last || stop) {
+      std::string path = save_checkpoint();
+      if (events.on_save) events.on_save(path);
+    }
+    if (stop) {
+      log_info("stopped at step ", state_.global_step, "; resume with resume_from_checkpoint: true");
+      return;
+    }
+  }
+  write_final(events);
+}
+
+}  // namespace kto

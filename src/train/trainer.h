@@ -1,0 +1,91 @@
+// Trainer: the KTO training loop (spec/kto.md §3–6, HF Trainer semantics for steps, gradient
+// accumulation, clipping, schedules, logging and checkpoints). One optimizer step:
+//   for each micro-batch of the accumulation: KL pass (policy, no grad) → reference passes
+//   (LoRA off, or the reference cache) → policy forward with saved activations → KTO loss →
+//   backward into the LoRA gradients (scaled by 1 / micro-batches in the step)
+//   then global-norm clip → AdamW → LR schedule → log / evaluate / checkpoint.
+// Resume continues bit-exactly: weights, AdamW moments, step, data position and every random
+// draw (dropout masks derive from the seed and the step) are restored or re-derived.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "train/adamw.h"
+#include "train/kto_loss.h"
+#include "train/metrics.h"
+#include "train/schedule.h"
+#include "train/train_config.h"
+#include "train/train_state.h"
+
+namespace kto {
+
+// What the trainer reports as it goes (the CLI draws its progress line from these).
+struct TrainerEvents {
+  std::function<void(const TrainerState&, const std::map<std::string, double>&)> on_log;
+  std::function<void(const TrainerState&)> on_step;
+  std::function<void(const std::string& path)> on_save;
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const Model& model, const KtoDatasets& data, LoraAdapter adapter);
+
+  // Restores adapter, optimizer, schedule position and data position from a checkpoint dir.
+  void resume(const std::string& checkpoint_dir);
+  // Trains until total_steps() or a stop request; saves checkpoints every save_steps, at a stop
+  // request and at the end, and writes the final adapter into output_dir.
+  void train(const TrainerEvents& events = {});
+  // Metrics of the policy on the eval dataset (eval_ prefix), no gradients.
+  std::map<std::string, double> evaluate();
+
+  // Asks train() to checkpoint and return after the current optimizer step (signal-safe).
+  static void request_stop();
+
+  const TrainerState& state() const { return state_; }
+  const LoraAdapter& adapter() const { return adapter_; }
+  int64_t total_steps() const { return total_steps_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  std::string save_checkpoint();  // checkpoint-<global_step>; returns its path
+
+ private:
+  struct StepResult {
+    double loss = 0.0;
+    double grad_norm = 0.0;
+    int64_t tokens = 0;
+  };
+  StepResult optimizer_step();
+  double micro_step(std::span<const int64_t> batch, double grad_scale);
+  std::vector<double> reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt, const std::vector<std::pair<int64_t, int64_t>>& keys);
+  double clip_gradients();
+  void log_step(const StepResult& step, const TrainerEvents& events);
+  void write_final(const TrainerEvents& events);
+  double epoch_progress() const;  // HF's fractional epoch: micro-batches consumed / per epoch
+  TrainStateInfo state_info() const;
+
+  TrainConfig config_;
+  const Model& model_;
+  const KtoDatasets& data_;
+  LoraAdapter adapter_;
+  KtoLossConfig loss_config_;
+  AdamWConfig adamw_;
+  Schedule schedule_;
+  std::vector<HostTensor> exp_avg_, exp_avg_sq_;  // per adapter parameter, in parameters() order
+  TrainerState state_;
+  MetricLog metrics_;
+  std::vector<double> step_losses_;  // losses of the steps since the last log
+  int64_t micro_batches_per_epoch_ = 0, steps_per_epoch_ = 0, total_steps_ = 0;
+  // Reference log-probs by (prompt example, completion example); filled on first use, or for
+  // the whole first epoch up front when precompute_ref_log_probs is set.
+  std::map<std::pair<int64_t, int64_t>, double> ref_cache_;
+};
+
+}  // namespace kto
