@@ -123,15 +123,18 @@ std::vector<std::string> train_config_keys() {
 
 std::string train_config_dump(const TrainConfig& config) {
   std::ostringstream out;
-  out.precision(17);
   for (const Key& k : keys()) {
     out << k.name << ": ";
     std::visit(
         [&](auto member) {
-          using T = std::remove_reference_t<decltype(config.*member)>;
+          using T = std::remove_cvref_t<decltype(config.*member)>;
           const T& v = config.*member;
           if constexpr (std::is_same_v<T, std::string>) out << (v.empty() ? "\"\"" : v);
-          if constexpr (std::is_same_v<T, double> || std::is_same_v<T, int64_t>) out << v;
+          if constexpr (std::is_same_v<T, int64_t>) out << v;
+          if constexpr (std::is_same_v<T, double>) {  // shortest text that reads back to the same double
+            char buf[32];
+            out << std::string_view(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+          }
           if constexpr (std::is_same_v<T, bool>) out << (v ? "true" : "false");
           if constexpr (std::is_same_v<T, std::vector<std::string>>) {
             out << "[";
