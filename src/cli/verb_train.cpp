@@ -111,7 +111,7 @@ void run_train(const TrainArgs& args) {
   options.seed = static_cast<uint64_t>(c.seed);
   options.desirable_weight = c.desirable_weight;
   options.undesirable_weight = c.undesirable_weight;
-  KtoDatasets data = load_kto_datasets(c.dataset_name, c.eval_dataset, c.eval_split, tokenizer, options);
+  KtoDatasets data = load_kto_datasets(hf_resolve_dataset(c.dataset_name), c.eval_dataset.empty() ? "" : hf_resolve_dataset(c.eval_dataset), c.eval_split, tokenizer, options);
   if (args.dry_run) return print_dry_run(c, model, data);
 
   LoraConfig lora;

@@ -58,13 +58,15 @@ std::string hf_hub_cache_dir() {
   return path_join(path_join(base, "huggingface"), "hub");
 }
 
-std::string hf_resolve_model(const std::string& name_or_path) {
-  if (is_dir(name_or_path)) return name_or_path;
+namespace {
+// Resolves a hub id to its snapshot directory under CACHE/<kind>s--ORG--NAME (kind: "model" or
+// "dataset"), as huggingface_hub lays the cache out for both repository types.
+std::string resolve_repo(const std::string& name_or_path, const std::string& kind) {
   const std::string& s = name_or_path;
   const bool looks_like_path = s.empty() || s[0] == '/' || s[0] == '.' || s[0] == '~' ||
                                s.find('/') != s.rfind('/') || s.find('\\') != std::string::npos;
   if (looks_like_path) {
-    fail(ErrorKind::NotFound, "model directory ", s, " does not exist; pass an existing directory or a hub id ORG/NAME");
+    fail(ErrorKind::NotFound, kind, " path ", s, " does not exist; pass an existing path or a hub id ORG/NAME");
   }
   std::string id = s, revision = "main";
   if (size_t at = s.find('@'); at != std::string::npos) {
@@ -81,18 +83,31 @@ std::string hf_resolve_model(const std::string& name_or_path) {
   }
 
   const std::string cache = hf_hub_cache_dir();
-  const std::string repo = path_join(cache, "models--" + (org.empty() ? name : org + "--" + name));
+  const std::string repo = path_join(cache, kind + "s--" + (org.empty() ? name : org + "--" + name));
   const std::string ref = path_join(path_join(repo, "refs"), revision);
   std::string commit = revision;  // a commit hash is used as is when no ref of that name exists
   if (file_exists(ref)) commit = trim(file_read_text(ref));
   const std::string snapshot = path_join(path_join(repo, "snapshots"), commit);
   if (!commit.empty() && is_dir(snapshot)) return snapshot;
 
-  fail(ErrorKind::NotFound, "model '", s, "' is not a local directory and is not in the Hugging Face cache (looked for ",
+  fail(ErrorKind::NotFound, kind, " '", s, "' is not a local path and is not in the Hugging Face cache (looked for ",
        file_exists(ref) ? snapshot : ref, ", cache root ", cache,
        " from HF_HUB_CACHE / HF_HOME / XDG_CACHE_HOME); downloading is not supported yet: download it with "
        "`huggingface-cli download ",
-       id, revision == "main" ? "" : " --revision " + revision, "` or pass a local directory");
+       kind == "dataset" ? "--repo-type dataset " : "", id, revision == "main" ? "" : " --revision " + revision,
+       "` or pass a local path");
+}
+}  // namespace
+
+std::string hf_resolve_model(const std::string& name_or_path) {
+  if (is_dir(name_or_path)) return name_or_path;
+  return resolve_repo(name_or_path, "model");
+}
+
+std::string hf_resolve_dataset(const std::string& name_or_path) {
+  std::error_code ec;
+  if (std::filesystem::exists(name_or_path, ec)) return name_or_path;
+  return resolve_repo(name_or_path, "dataset");
 }
 
 }  // namespace kto

@@ -14,6 +14,10 @@ namespace kto {
 // Throws kto::Error(NotFound) saying where it looked, or InvalidArgument for a malformed id.
 std::string hf_resolve_model(const std::string& name_or_path);
 
+// The same for datasets: an existing file or directory is returned as is; a hub id resolves to
+// CACHE/datasets--ORG--NAME/snapshots/<commit>/ (its JSON/JSONL files are the dataset).
+std::string hf_resolve_dataset(const std::string& name_or_path);
+
 // The cache root as described above (it need not exist).
 std::string hf_hub_cache_dir();
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "formats/hf_cache.h"
@@ -104,6 +105,31 @@ TEST(HfCache, MissingModelSaysWhereItLookedAndWhatToDo) {
     EXPECT_EQ(e.kind(), ErrorKind::NotFound);
   }
   EXPECT_THROW(hf_resolve_model("org/na me"), Error);
+}
+
+}  // namespace
+}  // namespace kto
+
+namespace kto {
+namespace {
+
+TEST(HfCache, ResolvesDatasetsUnderDatasetsPrefix) {
+  const std::string cache = test::temp_dir("hf-datasets");
+  const std::string repo = path_join(cache, "datasets--org--feedback");
+  std::filesystem::create_directories(path_join(repo, "refs"));
+  std::filesystem::create_directories(path_join(path_join(repo, "snapshots"), "abc123"));
+  std::ofstream(path_join(path_join(repo, "refs"), "main")) << "abc123\n";
+  ScopedEnv hub("HF_HUB_CACHE", cache);
+  EXPECT_EQ(hf_resolve_dataset("org/feedback"), path_join(path_join(repo, "snapshots"), "abc123"));
+  const std::string file = path_join(cache, "rows.jsonl");
+  std::ofstream(file) << "{}\n";
+  EXPECT_EQ(hf_resolve_dataset(file), file);  // a local file is taken as is
+  try {
+    hf_resolve_dataset("org/missing");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--repo-type dataset"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
