@@ -245,7 +245,7 @@ void Trainer::resume(const std::string& checkpoint_dir) {
 void Trainer::write_final(const TrainerEvents& events) {
   lora_save_peft(adapter_, config_.output_dir);
   train_state_write_json(config_.output_dir, state_, state_info());
-  if (events.on_save) events.on_save(config_.output_dir);
+  (void)events;
 }
 
 void Trainer::train(const TrainerEvents& events) {
