@@ -18,7 +18,7 @@ namespace kto::cli {
 
 namespace {
 struct ScoreArgs {
-  std::string model, data, output;
+  std::string model, data, output, adapter;
   int64_t batch_tokens = 4096;
 };
 
@@ -27,7 +27,7 @@ struct PendingRow {
   TokenizedRow ids;
 };
 
-void flush(const Model& model, std::vector<PendingRow>& rows, std::FILE* out) {
+void flush(const Model& model, const LoraAdapter* adapter, std::vector<PendingRow>& rows, std::FILE* out) {
   if (rows.empty()) return;
   std::vector<std::vector<int32_t>> sequences;
   std::vector<int32_t> n_prompt;
@@ -37,7 +37,7 @@ void flush(const Model& model, std::vector<PendingRow>& rows, std::FILE* out) {
     sequences.push_back(std::move(seq));
     n_prompt.push_back(static_cast<int32_t>(r.ids.prompt_ids.size()));
   }
-  std::vector<double> logps = model.sequence_logprobs(PackedBatch::from_sequences(sequences), n_prompt);
+  std::vector<double> logps = model.sequence_scores(PackedBatch::from_sequences(sequences), n_prompt, adapter).logps;
   for (size_t i = 0; i < rows.size(); ++i) {
     nlohmann::json line = {{"line", rows[i].line},
                            {"logp", logps[i]},
@@ -52,6 +52,9 @@ void run_score(const ScoreArgs& args) {
   const std::string dir = hf_resolve_model(args.model);
   Tokenizer tokenizer = Tokenizer::load(dir);
   Model model = Model::load(dir);
+  std::optional<LoraAdapter> adapter;
+  if (!args.adapter.empty()) adapter = lora_load_peft(hf_resolve_model(args.adapter), model.config());
+  const LoraAdapter* lora = adapter ? &*adapter : nullptr;
   std::FILE* out = stdout;
   if (!args.output.empty() && !(out = std::fopen(args.output.c_str(), "w"))) {
     fail(ErrorKind::Io, args.output, ": cannot open for writing");
@@ -74,14 +77,14 @@ void run_score(const ScoreArgs& args) {
     mismatched += p.ids.boundary_mismatch ? 1 : 0;
     const int64_t n = static_cast<int64_t>(p.ids.prompt_ids.size() + p.ids.completion_ids.size());
     if (pending_tokens + n > args.batch_tokens) {
-      flush(model, pending, out);
+      flush(model, lora, pending, out);
       pending_tokens = 0;
     }
     pending.push_back(std::move(p));
     pending_tokens += n;
     ++scored;
   }
-  flush(model, pending, out);
+  flush(model, lora, pending, out);
   if (out != stdout) std::fclose(out);
   log_info("scored ", scored, " rows", skipped ? str_cat("; skipped ", skipped, " rows without prompt and completion") : "");
   if (mismatched) {
@@ -96,6 +99,7 @@ void add_score_verb(CLI::App& app) {
   auto* cmd = app.add_subcommand("score", "Summed log-prob of each row's completion given its prompt (JSONL out)");
   cmd->add_option("-m,--model", args->model, "Model directory or hub id (HF cache)")->required();
   cmd->add_option("-d,--data", args->data, "Rows with `prompt` and `completion` (JSONL or JSON array)")->required();
+  cmd->add_option("-a,--adapter", args->adapter, "Apply this PEFT LoRA adapter (directory or hub id) without merging");
   cmd->add_option("-o,--output", args->output, "Write the JSONL here instead of stdout");
   cmd->add_option("--batch-tokens", args->batch_tokens, "Tokens packed into one forward pass")->check(CLI::PositiveNumber);
   cmd->callback([args] { run_score(*args); });
