@@ -13,37 +13,11 @@
 #include "formats/safetensors.h"
 #include "formats/safetensors_dtype.h"
 #include "util/error.h"
+#include "util/json_text.h"
 
 namespace kto {
 
 namespace {
-
-// A JSON string as serde_json writes it: only '"', '\\' and control characters are escaped.
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xF];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 
 void check_tensor(const std::string& path, const SafetensorsWriteTensor& t) {
   const SafetensorsDtypeInfo* info = safetensors_dtype_info(t.dtype);
@@ -74,18 +48,18 @@ std::string make_header(const std::vector<SafetensorsWriteTensor>& tensors,
     for (const auto& [k, v] : metadata) {
       if (!first) h += ',';
       first = false;
-      append_json_string(h, k);
+      json_append_string(h, k);
       h += ':';
-      append_json_string(h, v);
+      json_append_string(h, v);
     }
     h += '}';
   }
   size_t offset = 0;
   for (const auto& t : tensors) {
     if (h.size() > 1) h += ',';
-    append_json_string(h, t.name);
+    json_append_string(h, t.name);
     h += ":{\"dtype\":";
-    append_json_string(h, t.dtype);
+    json_append_string(h, t.dtype);
     h += ",\"shape\":[";
     for (size_t i = 0; i < t.shape.size(); ++i) {
       if (i) h += ',';

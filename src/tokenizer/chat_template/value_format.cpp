@@ -8,6 +8,7 @@
 
 #include "tokenizer/chat_template/text.h"
 #include "tokenizer/chat_template/value.h"
+#include "util/json_text.h"
 
 namespace kto::jinja {
 
@@ -131,31 +132,6 @@ std::string Value::repr() const {
 
 namespace {
 
-void json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
-
 std::string json_float(double f) {
   if (std::isnan(f)) return "NaN";
   if (std::isinf(f)) return f > 0 ? "Infinity" : "-Infinity";
@@ -195,7 +171,7 @@ void JsonWriter::write(const Value& v, int level) {
     case ValueKind::Bool: out += v.as_bool() ? "true" : "false"; return;
     case ValueKind::Int: out += std::to_string(v.as_int()); return;
     case ValueKind::Float: out += json_float(v.as_float()); return;
-    case ValueKind::String: json_string(out, v.as_string()); return;
+    case ValueKind::String: json_append_string(out, v.as_string()); return;
     case ValueKind::List:
     case ValueKind::Tuple: {
       if (v.items().empty()) {
@@ -234,7 +210,7 @@ void JsonWriter::write_dict(const Dict& d, int level) {
     if (!first) out += opt_.item_separator;
     first = false;
     newline(level + 1);
-    json_string(out, json_key(e->first));
+    json_append_string(out, json_key(e->first));
     out += opt_.key_separator;
     write(e->second, level + 1);
   }
