@@ -26,6 +26,7 @@ from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, MistralC
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "fixtures" / "models"
 TOKENIZERS = REPO / "tests" / "fixtures" / "tokenizers"
+TEMPLATES = REPO / "tests" / "fixtures" / "model_templates"
 VOCAB = 1024
 MAX_NEW_TOKENS = 16
 MIN_GAP = 1e-3
@@ -35,24 +36,24 @@ COMMON = dict(vocab_size=VOCAB, num_hidden_layers=2, max_position_embeddings=256
 
 SPECS = {
     "llama": dict(
-        cls=LlamaForCausalLM, tokenizer="llama3_bpe", dtype=torch.float32, shard="150KB",
+        cls=LlamaForCausalLM, tokenizer="llama3_bpe", template="llama3.jinja", dtype=torch.float32, shard="150KB",
         config=lambda: LlamaConfig(**COMMON, hidden_size=64, intermediate_size=128, num_attention_heads=4,
                                    num_key_value_heads=2, tie_word_embeddings=False,
                                    rope_parameters=dict(rope_type="llama3", rope_theta=10000.0, factor=8.0,
                                                         low_freq_factor=1.0, high_freq_factor=4.0,
                                                         original_max_position_embeddings=64))),
     "mistral": dict(
-        cls=MistralForCausalLM, tokenizer="spm_bpe", dtype=torch.float32, shard=None,
+        cls=MistralForCausalLM, tokenizer="spm_bpe", template="inst.jinja", dtype=torch.float32, shard=None,
         config=lambda: MistralConfig(**COMMON, hidden_size=32, intermediate_size=96, num_attention_heads=4,
                                      num_key_value_heads=2, head_dim=8, sliding_window=8, tie_word_embeddings=False,
                                      rope_parameters=dict(rope_type="linear", rope_theta=10000.0, factor=2.0))),
     "qwen2": dict(
-        cls=Qwen2ForCausalLM, tokenizer="qwen2_bpe", dtype=torch.bfloat16, shard=None,
+        cls=Qwen2ForCausalLM, tokenizer="qwen2_bpe", template="chatml.jinja", dtype=torch.bfloat16, shard=None,
         config=lambda: Qwen2Config(**COMMON, hidden_size=64, intermediate_size=128, num_attention_heads=4,
                                    num_key_value_heads=2, tie_word_embeddings=True,
                                    rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
     "qwen3": dict(
-        cls=Qwen3ForCausalLM, tokenizer="qwen2_bpe", dtype=torch.float32, shard=None,
+        cls=Qwen3ForCausalLM, tokenizer="qwen2_bpe", template="chatml.jinja", dtype=torch.float32, shard=None,
         config=lambda: Qwen3Config(**COMMON, hidden_size=32, intermediate_size=96, num_attention_heads=4,
                                    num_key_value_heads=2, head_dim=16, attention_bias=False,
                                    tie_word_embeddings=False,
@@ -222,6 +223,9 @@ def write_model(name, spec):
         for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if (info[0] / f).exists():
                 shutil.copy(info[0] / f, out / f)
+        # A chat template written for this project (tests/fixtures/model_templates), in the
+        # file transformers reads first.
+        shutil.copy(TEMPLATES / spec["template"], out / "chat_template.jinja")
     logits.numpy().astype("<f4").tofile(out / "logits.bin")
     expected = {"model": name, "seed": seed, "n_params": model.num_parameters(), "transformers": transformers.__version__,
                 "eos_token_ids": eos_list(model), "packed": dict(packed, logits_file="logits.bin"),
