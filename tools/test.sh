@@ -8,10 +8,10 @@ jobs=$(nproc)
 # oversubscribed (OpenMP teams waiting on descheduled threads make tiny ops crawl).
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
-"$root/tools/build.sh" build
+"$root/tools/build.sh" build -DCMAKE_CUDA_ARCHITECTURES=80
 ctest --test-dir "$root/build" --output-on-failure -j "$jobs"
 
-"$root/tools/build.sh" build-asan -DCMAKE_BUILD_TYPE=Debug -DKTO_SANITIZE=ON
+"$root/tools/build.sh" build-asan -DCMAKE_BUILD_TYPE=Debug -DKTO_SANITIZE=ON -DKTO_CUDA=OFF
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j "$jobs"
 echo "kto: all tests passed (release and asan+ubsan builds)"
