@@ -107,6 +107,14 @@ std::string hf_resolve_model(const std::string& name_or_path) {
 std::string hf_resolve_dataset(const std::string& name_or_path) {
   std::error_code ec;
   if (std::filesystem::exists(name_or_path, ec)) return name_or_path;
+  // ORG/NAME/FILE…: a file inside a cached dataset repository.
+  const size_t first = name_or_path.find('/');
+  const size_t second = first == std::string::npos ? first : name_or_path.find('/', first + 1);
+  if (second != std::string::npos && name_or_path[0] != '/' && name_or_path[0] != '.') {
+    const std::string file = path_join(resolve_repo(name_or_path.substr(0, second), "dataset"), name_or_path.substr(second + 1));
+    if (!std::filesystem::exists(file, ec)) fail(ErrorKind::NotFound, "dataset file ", file, " does not exist");
+    return file;
+  }
   return resolve_repo(name_or_path, "dataset");
 }
 

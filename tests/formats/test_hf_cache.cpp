@@ -134,3 +134,21 @@ TEST(HfCache, ResolvesDatasetsUnderDatasetsPrefix) {
 
 }  // namespace
 }  // namespace kto
+
+namespace kto {
+namespace {
+
+TEST(HfCache, ResolvesAFileInsideACachedDataset) {
+  const std::string cache = test::temp_dir("hf-dataset-file");
+  const std::string snap = path_join(path_join(cache, "datasets--org--fb"), "snapshots/c0ffee");
+  std::filesystem::create_directories(path_join(snap, "data"));
+  std::filesystem::create_directories(path_join(path_join(cache, "datasets--org--fb"), "refs"));
+  std::ofstream(path_join(path_join(path_join(cache, "datasets--org--fb"), "refs"), "main")) << "c0ffee";
+  std::ofstream(path_join(snap, "data/train.jsonl")) << "{}\n";
+  ScopedEnv hub("HF_HUB_CACHE", cache);
+  EXPECT_EQ(hf_resolve_dataset("org/fb/data/train.jsonl"), path_join(snap, "data/train.jsonl"));
+  EXPECT_THROW(hf_resolve_dataset("org/fb/data/missing.jsonl"), Error);
+}
+
+}  // namespace
+}  // namespace kto
