@@ -39,7 +39,8 @@ void expect_one_error_line(const test::CommandResult& r, std::initializer_list<s
 
 TEST(Cli, GenerateGreedyEqualsTransformers) {
   for (const char* m : kModels) {
-    for (const auto& row : expected_text(m)["greedy"]) {
+    const nlohmann::json expected = expected_text(m);
+    for (const auto& row : expected["greedy"]) {
       auto r = test::run_kto(str_cat("generate --model ", test::fixture(std::string("models/") + m), " --prompt ",
                                      quote(row["prompt"]), " --greedy --max-new-tokens ", row["new_ids"].size()));
       ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -50,7 +51,8 @@ TEST(Cli, GenerateGreedyEqualsTransformers) {
 
 TEST(Cli, TokenizeJsonEqualsTransformersIds) {
   for (const char* m : kModels) {
-    for (const auto& row : expected_text(m)["greedy"]) {
+    const nlohmann::json expected = expected_text(m);
+    for (const auto& row : expected["greedy"]) {
       auto r = test::run_kto(str_cat("tokenize --json --model ", test::fixture(std::string("models/") + m), " --text ", quote(row["prompt"])));
       ASSERT_EQ(r.exit_code, 0) << r.err;
       EXPECT_EQ(nlohmann::json::parse(r.out)["ids"], row["prompt_ids"]) << m;
