@@ -12,6 +12,10 @@
 
 namespace kto {
 
+// Threads the CPU ops (OpenMP) and OpenBLAS use from now on, process-wide; >= 1. Small
+// models (the demo's) run fastest on one: their matrices are too small to split.
+void cpu_set_num_threads(int n_threads);
+
 // out[t] = table[tokens[t]]  (HF nn.Embedding).
 struct EmbeddingArgs {
   Tensor tokens;  // [T] i32, each in [0, V)
@@ -110,13 +114,15 @@ void logprob_head_forward_cpu(const LogprobHeadArgs& args);
 struct LogprobHeadStats {
   Tensor mean_logit;  // [N] f32, optional
   Tensor entropy;     // [N] f32, optional
+  Tensor argmax;      // [N] i32, optional: the first index of the largest logit (torch.argmax),
+                      // for SFT's mean_token_accuracy
 };
 void logprob_head_forward_cpu(const LogprobHeadArgs& args, const LogprobHeadStats& stats);
 
 // ---------------------------------------------------------------------------------------------
 // Backward ops (fp32). Each mirrors the autograd of the PyTorch expression its forward mirrors.
-// Unless a field says "accumulated", gradients are written (overwriting). Gradients of frozen
-// parameters (norm weights, base W, biases, embeddings) are never computed.
+// Unless a field says "accumulated", gradients are written (overwriting). The LoRA ops compute
+// nothing for frozen parameters; full fine-tuning adds the parameter gradients at the end.
 
 // How a backward op stores a gradient that several consumers of one input contribute to.
 enum class GradStore { Overwrite, Accumulate };
@@ -221,7 +227,43 @@ struct LogprobHeadBackwardArgs {
   Tensor d_hidden;   // [T, D] f32, accumulated
   Tensor workspace;  // [logprob_head_workspace_floats(chunk_rows, D, V)] f32
   int64_t chunk_rows = 64;
+  Tensor d_weight;   // [V, D] f32, optional, accumulated: Σ_r d_logits_rᵀ · hidden[rows[r]] (full FT)
 };
 void logprob_head_backward_cpu(const LogprobHeadBackwardArgs& args);
+
+// ---------------------------------------------------------------------------------------------
+// Parameter gradients for full fine-tuning (every weight trainable; autograd of the same
+// PyTorch expressions). All parameter gradients ACCUMULATE, so several micro-batches (and a
+// tied embedding used as head and as input) add into one buffer.
+
+// nn.Linear backward: d_x (store) = d_out · W, d_weight += d_outᵀ · x, d_bias += Σ_t d_out[t].
+struct LinearBackwardArgs {
+  Tensor x;         // [T, K] f32, the forward's input
+  Tensor weight;    // [N, K] f32
+  Tensor d_out;     // [T, N] f32
+  Tensor d_x;       // [T, K] f32, optional; written or accumulated per `store`
+  Tensor d_weight;  // [N, K] f32, optional, accumulated
+  Tensor d_bias;    // [N] f32, optional, accumulated
+  GradStore store = GradStore::Overwrite;
+};
+void linear_backward_cpu(const LinearBackwardArgs& args);
+
+// RMSNorm weight gradient: d_weight[i] += Σ_r d_out[r, i] · x[r, i] · inv_r with
+// inv_r = rsqrt(mean(x_r^2) + eps). Call it before an in-place input backward overwrites d_out.
+struct RmsNormWeightBackwardArgs {
+  Tensor x;         // [N, W] f32, the forward's input
+  Tensor d_out;     // [N, W] f32
+  Tensor d_weight;  // [W] f32, accumulated
+  float eps = 1e-6f;
+};
+void rms_norm_weight_backward_cpu(const RmsNormWeightBackwardArgs& args);
+
+// nn.Embedding backward: d_table[tokens[t]] += d_out[t] (repeated tokens add up).
+struct EmbeddingBackwardArgs {
+  Tensor tokens;   // [T] i32, each in [0, V)
+  Tensor d_out;    // [T, D] f32
+  Tensor d_table;  // [V, D] f32, accumulated
+};
+void embedding_backward_cpu(const EmbeddingBackwardArgs& args);
 
 }  // namespace kto

@@ -22,9 +22,12 @@ int run(int argc, char** argv) {
   });
 
   add_generate_verb(app);
+  add_chat_verb(app);
+  add_demo_verb(app);
   add_inspect_verb(app);
   add_tokenize_verb(app);
   add_score_verb(app);
+  add_template_verb(app);
   add_train_verb(app);
 
   try {

@@ -13,10 +13,13 @@ namespace kto::cli {
 int run(int argc, char** argv);
 
 // One verb per file (cli/verb_<name>.cpp); each adds its subcommand to `app`.
+void add_chat_verb(CLI::App& app);
+void add_demo_verb(CLI::App& app);
 void add_generate_verb(CLI::App& app);
 void add_inspect_verb(CLI::App& app);
 void add_tokenize_verb(CLI::App& app);
 void add_score_verb(CLI::App& app);
+void add_template_verb(CLI::App& app);
 void add_train_verb(CLI::App& app);
 
 }  // namespace kto::cli

@@ -1,6 +1,7 @@
 // `kto train CONFIG.yaml [--key value | key=value]... [--dry-run]`: KTO training of a LoRA
-// adapter with TRL's config names. Prints a banner, a progress line per log step, writes
-// checkpoints, trainer_log.jsonl and the final PEFT adapter into output_dir.
+// adapter with TRL's config names, or SFT (objective: sft) of an adapter or of every weight
+// (finetuning_type: full). Prints a banner, a progress line per log step, writes checkpoints,
+// trainer_log.jsonl and the final PEFT adapter (or model directory) into output_dir.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/train_run.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -94,6 +96,30 @@ void print_dry_run(const TrainConfig& c, const Model& model, const KtoDatasets& 
   std::printf("memory estimate for one GPU (bf16): %.2f GiB\n", static_cast<double>(plan.total()) / (1 << 30));
 }
 
+void print_sft_banner(const TrainConfig& c, const Model& model, const SftDatasets& data, const Trainer& t) {
+  const ModelConfig& mc = model.config();
+  std::fprintf(stderr, "kto train · sft · %s (%s, %lld layers, hidden %lld) on CPU, %u threads\n", model.dir().c_str(),
+               mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, std::thread::hardware_concurrency());
+  std::fprintf(stderr, "  trainable %lld / total %lld parameters (%s) · %lld examples%s\n", (long long)t.n_trainable(),
+               (long long)mc.n_params(), t.full_finetuning() ? "full fine-tuning" : str_cat("LoRA r=", c.lora_r).c_str(),
+               (long long)data.train.size(), data.eval ? str_cat(" · eval ", data.eval->size()).c_str() : "");
+  std::fprintf(stderr, "  effective batch %lld = %lld micro × %lld accumulation · %lld steps (%lld per epoch) · lr %g %s\n",
+               (long long)(c.per_device_train_batch_size * c.gradient_accumulation_steps), (long long)c.per_device_train_batch_size,
+               (long long)c.gradient_accumulation_steps, (long long)t.total_steps(), (long long)t.steps_per_epoch(), c.learning_rate,
+               c.lr_scheduler_type.c_str());
+}
+
+void print_sft_dry_run(const TrainConfig& c, const SftDatasets& data) {
+  std::printf("resolved config:\n%s", train_config_dump(c).c_str());
+  int64_t tokens = 0, scored = 0;
+  for (const SftExample& e : data.train.examples()) tokens += static_cast<int64_t>(e.ids.size()), scored += static_cast<int64_t>(e.ids.size()) - std::max(e.n_prompt, 1);
+  std::printf("\ntrain data (%s): %lld examples, %lld tokens, %lld scored (completion) tokens\n", c.dataset_name.c_str(),
+              (long long)data.train.size(), (long long)tokens, (long long)scored);
+  if (data.eval) std::printf("eval data: %lld examples\n", (long long)data.eval->size());
+}
+
+void run_trainer(const TrainConfig& c, Trainer& trainer);
+
 void run_train(const TrainArgs& args) {
   TrainConfig c;
   train_config_load_yaml(c, args.config_path);
@@ -105,50 +131,50 @@ void run_train(const TrainArgs& args) {
   const std::string dir = hf_resolve_model(c.model_name_or_path);
   Tokenizer tokenizer = Tokenizer::load(dir);
   Model model = Model::load(dir);
-  DataOptions options;
-  options.truncation = {c.max_length, c.max_prompt_length, truncation_mode_parse(c.truncation_mode, "truncation_mode")};
-  options.trl_compat = c.trl_compat ? TrlCompat::Yes : TrlCompat::No;
-  options.seed = static_cast<uint64_t>(c.seed);
-  options.desirable_weight = c.desirable_weight;
-  options.undesirable_weight = c.undesirable_weight;
-  KtoDatasets data = load_kto_datasets(hf_resolve_dataset(c.dataset_name), c.eval_dataset.empty() ? "" : hf_resolve_dataset(c.eval_dataset), c.eval_split, tokenizer, options);
+  const std::string eval_path = c.eval_dataset.empty() ? "" : hf_resolve_dataset(c.eval_dataset);
+  if (c.objective == "sft") {
+    SftDatasets sft = load_sft_datasets(hf_resolve_dataset(c.dataset_name), eval_path, c.eval_split, tokenizer, train_sft_options(c));
+    if (args.dry_run) return print_sft_dry_run(c, sft);
+    std::unique_ptr<Trainer> trainer = c.finetuning_type == "full"
+                                           ? std::make_unique<Trainer>(c, model, sft)
+                                           : std::make_unique<Trainer>(c, model, sft, train_initial_adapter(c, model.config()));
+    if (std::string from = train_resume_if_requested(*trainer, c); !from.empty()) {
+      log_info("resuming from ", from, " at step ", trainer->state().global_step);
+    }
+    if (log_level() >= LogLevel::Info) print_sft_banner(c, model, sft, *trainer);
+    return run_trainer(c, *trainer);
+  }
+  KtoDatasets data = load_kto_datasets(hf_resolve_dataset(c.dataset_name), eval_path, c.eval_split, tokenizer, train_kto_data_options(c, dir));
   if (args.dry_run) return print_dry_run(c, model, data);
 
-  LoraConfig lora;
-  lora.rank = c.lora_r;
-  lora.alpha = c.lora_alpha;
-  lora.dropout = c.lora_dropout;
-  lora.use_rslora = c.use_rslora;
-  lora.target_modules = c.lora_target_modules;
-  lora.base_model_name_or_path = c.model_name_or_path;
-  LoraAdapter initial = c.adapter_name_or_path.empty() ? lora_init(model.config(), lora, static_cast<uint64_t>(c.seed))
-                                                      : lora_load_peft(hf_resolve_model(c.adapter_name_or_path), model.config());
-  Trainer trainer(c, model, data, std::move(initial));
-  if (!c.resume_from_checkpoint.empty() && c.resume_from_checkpoint != "false") {
-    std::string from = c.resume_from_checkpoint;
-    if (from == "true") {
-      auto latest = checkpoint_latest(c.output_dir);
-      if (!latest) fail(ErrorKind::NotFound, c.output_dir, ": no checkpoint-N directory to resume from");
-      from = *latest;
-    }
-    trainer.resume(from);
+  Trainer trainer(c, model, data, train_initial_adapter(c, model.config()));
+  if (std::string from = train_resume_if_requested(trainer, c); !from.empty()) {
     log_info("resuming from ", from, " at step ", trainer.state().global_step);
   }
   if (log_level() >= LogLevel::Info) print_banner(c, model, trainer.adapter(), data, trainer);
+  run_trainer(c, trainer);
+}
 
+// Writes the resolved config and the log file, runs the trainer with a progress line per log
+// record, checkpoints on SIGINT / SIGTERM.
+void run_trainer(const TrainConfig& c, Trainer& trainer) {
   std::filesystem::create_directories(c.output_dir);
   file_write_atomic(c.output_dir + "/train_config.yaml", train_config_dump(c));
-  std::ofstream log_file(c.output_dir + "/trainer_log.jsonl", std::ios::app);
+  TrainerLogFile log_file(c.output_dir);
   TrainerEvents events;
   events.on_log = [&](const TrainerState& s, const std::map<std::string, double>& record) {
-    nlohmann::json line(record);
-    line["step"] = s.global_step;
-    log_file << line.dump() << "\n" << std::flush;
+    log_file.append(s.global_step, record);
     auto get = [&](const char* k) { auto it = record.find(k); return it == record.end() ? NAN : it->second; };
     const double per_step = s.global_step > 0 ? s.seconds / static_cast<double>(s.global_step) : 0.0;
     const double rate = s.seconds > 0 ? static_cast<double>(s.num_tokens) / s.seconds : 0.0;
     const bool eval = record.count("eval_loss") > 0;
     const double margins = get(eval ? "eval_rewards/margins" : "rewards/margins");
+    if (c.objective == "sft") {
+      return log_info(eval ? "eval " : "step ", s.global_step, "/", trainer.total_steps(), "  loss ",
+                      fixed(get(eval ? "eval_loss" : "loss"), 4), "  token accuracy ",
+                      fixed(get(eval ? "eval_mean_token_accuracy" : "mean_token_accuracy"), 4), "  ", static_cast<int64_t>(rate),
+                      " tok/s  eta ", duration_text(per_step * static_cast<double>(trainer.total_steps() - s.global_step)));
+    }
     log_info(eval ? "eval " : "step ", s.global_step, "/", trainer.total_steps(), "  loss ", fixed(get(eval ? "eval_loss" : "loss"), 4),
              "  margins ", std::isnan(margins) ? std::string("-") : fixed(margins, 4), "  kl ", fixed(get(eval ? "eval_kl" : "kl"), 4),
              "  ", static_cast<int64_t>(rate), " tok/s  eta ", duration_text(per_step * static_cast<double>(trainer.total_steps() - s.global_step)));
@@ -159,13 +185,14 @@ void run_train(const TrainArgs& args) {
   trainer.train(events);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  log_info("adapter written to ", c.output_dir, " (adapter_config.json, adapter_model.safetensors)");
+  if (trainer.full_finetuning()) log_info("model written to ", c.output_dir, " (config.json, model.safetensors, tokenizer)");
+  else log_info("adapter written to ", c.output_dir, " (adapter_config.json, adapter_model.safetensors)");
 }
 }  // namespace
 
 void add_train_verb(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  auto* cmd = app.add_subcommand("train", "Train a LoRA adapter with KTO (config keys as TRL's KTOConfig)");
+  auto* cmd = app.add_subcommand("train", "Train a LoRA adapter with KTO, or SFT (LoRA or full) with objective: sft");
   cmd->add_option("config", args->config_path, "YAML config file")->required()->check(CLI::ExistingFile);
   cmd->add_flag("--dry-run", args->dry_run, "Print the resolved config, data statistics and memory estimate, then exit");
   cmd->allow_extras();

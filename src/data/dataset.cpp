@@ -1,10 +1,11 @@
 // KtoDataset construction in TRL v1.9's order (kto_trainer.py _prepare_dataset): unpair, add EOS
-// and tokenise (data/tokenize.h), drop rows whose prompt fills max_length, count, then warn about
+// and tokenise (data/tokenize.h; conversational rows through the chat template), drop rows whose prompt fills max_length, count, then warn about
 // boundary mismatches once and about the desirable/undesirable balance (train split only).
 #include "data/dataset.h"
 
 #include <algorithm>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "data/order.h"
@@ -22,7 +23,22 @@ struct TokenizedSource {
   bool boundary_mismatch = false;
 };
 
-TokenizedSource tokenize_source(const SourceRow& row, const Tokenizer& tokenizer, std::span<const std::string> files) {
+TokenizedRow tokenize_conversational(const SourceRow& row, const Tokenizer& tokenizer, const DataOptions& options,
+                                     std::span<const std::string> files) {
+  if (!options.chat_template) {
+    fail(ErrorKind::InvalidArgument, source_where(row.source, files), ": conversational rows (message lists) are rendered "
+         "with the model's chat template, and the model has none (no chat_template.jinja, no \"chat_template\" in "
+         "tokenizer_config.json); add one to the model directory or convert the rows to string prompt/completion");
+  }
+  try {
+    return tokenize_conversation(tokenizer, *options.chat_template, row.prompt_messages, row.completion_messages);
+  } catch (const Error& e) {
+    fail(e.kind(), source_where(row.source, files), ": applying the chat template: ", e.what());
+  }
+}
+
+TokenizedSource tokenize_source(const SourceRow& row, const Tokenizer& tokenizer, const DataOptions& options,
+                                std::span<const std::string> files) {
   TokenizedSource out;
   out.example.label = row.label;
   out.example.source = row.source;
@@ -41,7 +57,8 @@ TokenizedSource tokenize_source(const SourceRow& row, const Tokenizer& tokenizer
     return out;
   }
   KTO_ASSERT(row.shape == RowShape::Text, "paired rows must be unpaired before tokenisation");
-  TokenizedRow ids = tokenize_prompt_completion(tokenizer, row.prompt, row.completion);
+  TokenizedRow ids = row.format == RowFormat::Conversational ? tokenize_conversational(row, tokenizer, options, files)
+                                                            : tokenize_prompt_completion(tokenizer, row.prompt, row.completion);
   out.example.prompt_ids = std::move(ids.prompt_ids);
   out.example.completion_ids = std::move(ids.completion_ids);
   out.boundary_mismatch = ids.boundary_mismatch;
@@ -51,7 +68,7 @@ TokenizedSource tokenize_source(const SourceRow& row, const Tokenizer& tokenizer
 // Tokenises rows on several threads (Tokenizer::encode is thread-safe); the first error in row
 // order is rethrown.
 std::vector<TokenizedSource> tokenize_all(std::span<const SourceRow> rows, const Tokenizer& tokenizer,
-                                          std::span<const std::string> files) {
+                                          const DataOptions& options, std::span<const std::string> files) {
   std::vector<TokenizedSource> out(rows.size());
   const size_t n_threads = std::clamp<size_t>(rows.size() / 512, 1, std::max(1u, std::thread::hardware_concurrency()));
   const size_t chunk = (rows.size() + n_threads - 1) / n_threads;
@@ -61,7 +78,7 @@ std::vector<TokenizedSource> tokenize_all(std::span<const SourceRow> rows, const
     threads.emplace_back([&, t] {
       try {
         for (size_t i = t * chunk; i < std::min(rows.size(), (t + 1) * chunk); ++i) {
-          out[i] = tokenize_source(rows[i], tokenizer, files);
+          out[i] = tokenize_source(rows[i], tokenizer, options, files);
         }
       } catch (...) {
         errors[t] = std::current_exception();
@@ -78,6 +95,28 @@ std::vector<TokenizedSource> tokenize_all(std::span<const SourceRow> rows, const
 std::string describe_files(std::span<const std::string> files) {
   if (files.size() == 1) return files[0];
   return str_cat(files[0], " and ", files.size() - 1, " more files");
+}
+
+// Where the first mismatching row's prompt and prompt + completion part, as text.
+std::string boundary_example(const SourceRow& row, const Tokenizer& tokenizer, const DataOptions& options) {
+  std::string prompt = row.prompt, full = row.prompt + row.completion;
+  if (row.format == RowFormat::Conversational) {
+    Messages all = row.prompt_messages;
+    for (const nlohmann::json& message : row.completion_messages) all.push_back(message);
+    prompt = chat_template_apply(*options.chat_template, tokenizer, row.prompt_messages, AddGenerationPrompt::Yes);
+    full = chat_template_apply(*options.chat_template, tokenizer, all, AddGenerationPrompt::No);
+  }
+  size_t k = 0;
+  while (k < prompt.size() && k < full.size() && prompt[k] == full[k]) ++k;
+  auto quote = [](const std::string& s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  const size_t from = k > 32 ? k - 32 : 0;
+  if (k == prompt.size()) {
+    return str_cat(" (prompt ends ", quote(prompt.substr(from)), ", completion starts ", quote(full.substr(k, 32)),
+                   ": a token merges across the boundary)");
+  }
+  return str_cat(" (the prompt with the generation prompt renders ", quote(prompt.substr(from)), ", prompt + completion ",
+                 quote(full.substr(from, k - from + 32)), ": the template's generation prompt is not the start of its "
+                 "assistant turn)");
 }
 
 void warn_label_balance(const DatasetStats& stats) {
@@ -108,14 +147,15 @@ KtoDataset KtoDataset::build(std::vector<std::string> files, std::vector<SourceR
   st.rows_read = static_cast<int64_t>(rows.size());
   if (rows.empty()) fail(ErrorKind::InvalidArgument, describe_files(ds.files_), ": the dataset has no rows");
 
-  std::vector<TokenizedSource> tokenized = tokenize_all(unpair_rows(std::move(rows)), tokenizer, ds.files_);
+  const std::vector<SourceRow> unpaired = unpair_rows(std::move(rows));
+  std::vector<TokenizedSource> tokenized = tokenize_all(unpaired, tokenizer, options, ds.files_);
   std::vector<int64_t> prompt_lens, completion_lens;
-  const TokenizedSource* first_mismatch = nullptr;
+  const SourceRow* first_mismatch = nullptr;
   const Example* first_dropped = nullptr;
-  for (TokenizedSource& t : tokenized) {
-    Example& e = t.example;
+  for (size_t i = 0; i < tokenized.size(); ++i) {
+    Example& e = tokenized[i].example;
     (e.label ? st.read_desirable : st.read_undesirable) += 1;
-    if (t.boundary_mismatch && st.boundary_mismatches++ == 0) first_mismatch = &t;
+    if (tokenized[i].boundary_mismatch && st.boundary_mismatches++ == 0) first_mismatch = &unpaired[i];
     const auto n_prompt = static_cast<int64_t>(e.prompt_ids.size());
     const auto n_completion = static_cast<int64_t>(e.completion_ids.size());
     if (options.truncation.drops(n_prompt)) {
@@ -129,8 +169,8 @@ KtoDataset KtoDataset::build(std::vector<std::string> files, std::vector<SourceR
   }
   if (first_mismatch) {
     log_warn(st.boundary_mismatches, " of ", tokenized.size(), " rows in ", describe_files(ds.files_),
-             ": the prompt's tokens are not a prefix of the tokens of prompt + completion (a token merges across the "
-             "boundary, e.g. a prompt ending in a space), first at ", source_where(first_mismatch->example.source, ds.files_),
+             ": the prompt's tokens are not a prefix of the tokens of prompt + completion, first at ",
+             source_where(first_mismatch->source, ds.files_), boundary_example(*first_mismatch, tokenizer, options),
              "; as TRL does, these rows train on prompt tokens followed by the completion tokens that follow them");
   }
   if (first_dropped) {

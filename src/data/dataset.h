@@ -14,6 +14,7 @@
 #include "data/rows.h"
 #include "data/stats.h"
 #include "data/truncation.h"
+#include "tokenizer/chat_template/chat_template.h"
 
 namespace kto {
 
@@ -25,6 +26,9 @@ struct DataOptions {
   uint64_t seed = 42;                 // epoch shuffles and eval_split
   double desirable_weight = 1.0;      // for the imbalance advice only
   double undesirable_weight = 1.0;
+  // The model's chat template, for conversational rows (data/tokenize.h chat_template_find);
+  // without one, a dataset with conversational rows is an InvalidArgument error.
+  std::optional<ChatTemplate> chat_template;
 };
 
 enum class DatasetRole { Train, Eval };  // only Train gets the imbalance advice

@@ -18,8 +18,8 @@ using nlohmann::json;
 constexpr size_t kUnpairBlock = 1000;  // datasets.map(batched=True)'s default batch size
 
 const char* const kShapes =
-    "accepted rows: {prompt, completion, label}, {instruction, response|output, label}, "
-    "{prompt?, chosen, rejected} or {prompt_ids, completion_ids, label}";
+    "accepted rows: {prompt, completion, label} (strings or message lists), {messages|conversations, label}, "
+    "{instruction, response|output, label}, {prompt?, chosen, rejected} or {prompt_ids, completion_ids, label}";
 
 bool has(const json& v, const char* key) { return v.contains(key) && !v[key].is_null(); }
 
@@ -51,18 +51,6 @@ bool parse_label(const json& v, const DataRow& row) {
     if (s == "false" || s == "0") return false;
   }
   fail(ErrorKind::Format, row.where(), ": label ", label.dump(), " is not a boolean", accepted);
-}
-
-// A row is conversational when the first present key among these holds a list whose first
-// element is an object with `role` (TRL's is_conversational), or it has ShareGPT `conversations`.
-bool is_conversational(const json& v) {
-  if (has(v, "conversations")) return true;
-  for (const char* key : {"prompt", "chosen", "rejected", "completion", "messages"}) {
-    if (!has(v, key)) continue;
-    const json& field = v[key];
-    return field.is_array() && !field.empty() && field[0].is_object() && field[0].contains("role");
-  }
-  return false;
 }
 
 std::vector<int32_t> get_ids(const json& v, const char* key, const DataRow& row) {
@@ -112,6 +100,37 @@ void parse_paired(const json& v, const DataRow& row, TrlCompat compat, SourceRow
   out.rejected = std::move(e.rejected);
 }
 
+// Conversational rows: message lists throughout (a string among them is a Format error).
+void parse_conversational(const json& v, const DataRow& row, SourceRow& out) {
+  out.format = RowFormat::Conversational;
+  if (has(v, "chosen") || has(v, "rejected")) {
+    if (!has(v, "chosen") || !has(v, "rejected")) {
+      fail(ErrorKind::Format, row.where(), ": a paired row needs both `chosen` and `rejected`");
+    }
+    out.shape = RowShape::Paired;
+    Messages chosen = messages_parse(row, "chosen"), rejected = messages_parse(row, "rejected");
+    if (has(v, "prompt")) {
+      out.prompt_messages = messages_parse(row, "prompt");
+      out.completion_messages = std::move(chosen);
+      out.rejected_messages = std::move(rejected);
+      return;
+    }
+    ExtractedMessages e = extract_prompt_messages(chosen, rejected, row);
+    out.prompt_messages = std::move(e.prompt);
+    out.completion_messages = std::move(e.chosen);
+    out.rejected_messages = std::move(e.rejected);
+    return;
+  }
+  std::optional<PromptCompletionMessages> pc = conversation_prompt_completion(row);
+  if (!pc) {
+    fail(ErrorKind::Format, row.where(), ": a conversational row needs `prompt` and `completion` message lists, "
+         "`messages` or `conversations` (", kShapes, ")");
+  }
+  out.prompt_messages = std::move(pc->prompt);
+  out.completion_messages = std::move(pc->completion);
+  out.label = parse_label(v, row);
+}
+
 void parse_instruction(const json& v, const DataRow& row, SourceRow& out) {
   // Alpaca-style rows: a non-empty `input` joins the instruction with "\n" (LLaMA-Factory's rule).
   out.prompt = get_string(v, "instruction", row);
@@ -156,12 +175,9 @@ SourceRow parse_source_row(const DataRow& row, int32_t file_index, TrlCompat com
   const json& v = row.value;
   SourceRow out;
   out.source = SourceRef{file_index, row.in_array, row.line};
-  if (is_conversational(v)) {
-    fail(ErrorKind::Unsupported, row.where(), ": conversational rows (lists of {role, content} messages) need the "
-         "model's chat template, which the KTO data pipeline does not apply yet; convert them to string "
-         "{prompt, completion, label} rows");
-  }
-  if (has(v, "chosen") || has(v, "rejected")) {
+  if (row_is_conversational(v)) {
+    parse_conversational(v, row, out);
+  } else if (has(v, "chosen") || has(v, "rejected")) {
     if (!has(v, "chosen") || !has(v, "rejected")) {
       fail(ErrorKind::Format, row.where(), ": a paired row needs both `chosen` and `rejected`");
     }
@@ -213,6 +229,7 @@ std::vector<SourceRow> unpair_rows(std::vector<SourceRow> rows) {
       chosen.shape = RowShape::Text;
       chosen.label = true;
       chosen.rejected.clear();
+      chosen.rejected_messages = Messages();
       out.push_back(std::move(chosen));
     }
     for (size_t k = i; k < end; ++k) {
@@ -220,7 +237,9 @@ std::vector<SourceRow> unpair_rows(std::vector<SourceRow> rows) {
       rejected.shape = RowShape::Text;
       rejected.label = false;
       rejected.completion = std::move(rejected.rejected);
+      rejected.completion_messages = std::move(rejected.rejected_messages);
       rejected.rejected.clear();
+      rejected.rejected_messages = Messages();
       out.push_back(std::move(rejected));
     }
     i = end;

@@ -2,7 +2,8 @@
 // mirroring what TRL v1.9's KTOTrainer._prepare_dataset does before tokenising: `extract_prompt`
 // for paired rows without a prompt, then `unpair_preference_dataset` (a batched datasets.map of
 // 1000 rows: the block's chosen rows, then its rejected rows). Also accepted: instruction rows
-// and pre-tokenised rows. Conversational rows are rejected as Unsupported for now.
+// and pre-tokenised rows. Conversational rows (message lists, data/conversation.h) keep their
+// messages for the chat template.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/conversation.h"
 #include "data/jsonl.h"
 
 namespace kto {
@@ -30,11 +32,16 @@ enum class RowShape {
   Paired,  // {prompt?, chosen, rejected}: `completion` holds chosen, `rejected` the other
 };
 
+// TRL's two dataset types: strings, or lists of messages rendered with the chat template.
+enum class RowFormat { Standard, Conversational };
+
 struct SourceRow {
   SourceRef source;
   RowShape shape = RowShape::Text;
+  RowFormat format = RowFormat::Standard;  // Text and Paired rows
   bool label = true;  // true = desirable; unused for Paired
-  std::string prompt, completion, rejected;
+  std::string prompt, completion, rejected;         // RowFormat::Standard
+  Messages prompt_messages, completion_messages, rejected_messages;  // RowFormat::Conversational
   std::vector<int32_t> prompt_ids, completion_ids;  // RowShape::Tokens only
 };
 
@@ -42,10 +49,13 @@ struct SourceRow {
 // sorted by name. A missing path or an empty folder is NotFound; parquet/arrow is Unsupported.
 std::vector<std::string> dataset_files(const std::string& path);
 
-// Detects the row's shape and validates it. `file_index` fills SourceRef::file. Throws
-// kto::Error naming row.where() for: a missing or unrecognised label (accepted: true/false,
-// "true"/"false" in any case, 1/0), an empty completion (or chosen/rejected), non-string
-// fields, conversational rows (Unsupported) and rows of no known shape.
+// Detects the row's shape and format and validates it. `file_index` fills SourceRef::file.
+// Conversational rows (row_is_conversational): {prompt, completion, label} message lists,
+// {messages|conversations, label} split at the last assistant message, {prompt?, chosen,
+// rejected} lists (no prompt: extract_prompt_messages). Throws kto::Error naming row.where()
+// for: a missing or unrecognised label (accepted: true/false, "true"/"false" in any case, 1/0),
+// an empty completion (or chosen/rejected), non-string fields, malformed messages
+// (conversation.h) and rows of no known shape.
 SourceRow parse_source_row(const DataRow& row, int32_t file_index, TrlCompat compat);
 
 // Reads every row of `files` in order (file index = position in `files`).

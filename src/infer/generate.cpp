@@ -2,6 +2,7 @@
 #include "infer/generate.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "model/model.h"
@@ -15,25 +16,43 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD: a byte seq
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// A byte-fallback piece of a sentencepiece-style vocabulary: "<0xHH>".
+bool is_byte_piece(std::string_view piece) {
+  return piece.size() == 6 && piece.starts_with("<0x") && piece.back() == '>' && std::isxdigit(static_cast<unsigned char>(piece[3])) &&
+         std::isxdigit(static_cast<unsigned char>(piece[4]));
+}
+
+bool cancelled(const GenerateOptions& options) { return options.cancel && options.cancel->load(); }
 }  // namespace
+
+const char* stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::EndOfSequence: return "end of sequence";
+    case StopReason::MaxTokens: return "max new tokens";
+    case StopReason::ContextFull: return "context full";
+    case StopReason::Cancelled: return "cancelled";
+  }
+  return "?";
+}
 
 std::string TextStream::push(int32_t token) {
   tokens_.push_back(token);
   text_ = tokenizer_.decode(tokens_, SkipSpecial::Yes);
-  if (text_.size() >= kReplacement.size() && text_.compare(text_.size() - kReplacement.size(), kReplacement.size(), kReplacement) == 0) {
-    return {};  // wait for the rest of the character
-  }
-  if (text_.size() < emitted_) return {};  // the decoder rewrote earlier text; never take back output
-  std::string fresh = text_.substr(emitted_);
-  emitted_ = text_.size();
-  return fresh;
+  // tokenizers' ByteFallback decodes a run of <0xHH> pieces together and, when the run is not
+  // valid UTF-8, replaces every byte of it: text from such a run is final only once it ends.
+  if (token < tokenizer_.vocab_size() && is_byte_piece(tokenizer_.id_to_token(token))) return {};
+  if (text_.ends_with(kReplacement)) return {};  // wait for the rest of the character
+  return emit();
 }
 
-std::string TextStream::finish() {
-  if (text_.size() <= emitted_) return {};
-  std::string rest = text_.substr(emitted_);
-  emitted_ = text_.size();
-  return rest;
+std::string TextStream::finish() { return emit(); }
+
+std::string TextStream::emit() {
+  if (text_.compare(0, emitted_.size(), emitted_) != 0) return {};  // earlier text was rewritten; never take back output
+  std::string fresh = text_.substr(emitted_.size());
+  emitted_ = text_;
+  return fresh;
 }
 
 GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
@@ -48,7 +67,7 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const st
   KvCache cache = model.new_cache(capacity);
 
   auto start = std::chrono::steady_clock::now();
-  HostTensor logits = model.decode(cache, prompt);
+  HostTensor logits = model.decode(cache, prompt, options.adapter);
   result.prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
 
@@ -74,7 +93,11 @@ GenerateResult generate(const Model& model, const Tokenizer& tokenizer, const st
       result.stop = StopReason::ContextFull;
       break;
     }
-    logits = model.decode(cache, std::span<const int32_t>(&next, 1));
+    if (cancelled(options)) {
+      result.stop = StopReason::Cancelled;
+      break;
+    }
+    logits = model.decode(cache, std::span<const int32_t>(&next, 1), options.adapter);
   }
   result.decode_seconds = seconds_since(start);
   if (on_text) {

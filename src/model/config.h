@@ -63,6 +63,10 @@ struct ModelConfig {
 ModelConfig model_config_from_json(const nlohmann::json& json, const std::string& source);
 // Reads DIR/config.json.
 ModelConfig model_config_load(const std::string& model_dir);
+// The config.json transformers' LlamaConfig.save_pretrained writes for `config` (llama only,
+// default RoPE, float32; what model_config_from_json reads back to the same ModelConfig).
+// Unsupported for other model types: copy their original config.json instead.
+nlohmann::json model_config_to_json(const ModelConfig& config);
 
 // RoPE inverse frequencies, head_dim/2 values: inv_freq[k] = 1 / theta^(2k/head_dim) (the
 // exponent rounded to f32 as transformers' int64 arange → float does), then scaled for linear

@@ -1,7 +1,8 @@
 // The decoder's backward program (DESIGN.md §3): from the gradient of the final-normed hidden
 // states to the LoRA gradients, layer by layer in mirrored order of decoder_forward_train,
 // reading only what DecoderSaved kept. Mirrors the autograd of transformers' LlamaModel.forward
-// (Mistral / Qwen2 / Qwen3 variants) under PEFT LoRA with every base weight frozen.
+// (Mistral / Qwen2 / Qwen3 variants) under PEFT LoRA with every base weight frozen, or, for full
+// fine-tuning, with every weight trainable (decoder_backward_full).
 #pragma once
 
 #include "model/decoder_forward.h"
@@ -17,5 +18,12 @@ namespace kto {
 // computed for frozen weights or for the embedding input.
 void decoder_backward(const Decoder& decoder, const PackedBatch& batch, const DecoderSaved& saved,
                       const Tensor& d_hidden, LoraAdapter& adapter);
+
+// Full fine-tuning: the same program with no adapter (decoder.lora == nullptr), accumulating
+// into `grads` (weights_zeros_like of the model's weights) the gradient of every projection
+// weight and bias, every RMSNorm weight (q/k norms too) and the embedding rows of the batch's
+// tokens. The head's gradient is the caller's (it may share the embedding when tied).
+void decoder_backward_full(const Decoder& decoder, const PackedBatch& batch, const DecoderSaved& saved,
+                           const Tensor& d_hidden, Weights& grads);
 
 }  // namespace kto

@@ -96,6 +96,10 @@ KvCache Model::new_cache(int64_t max_tokens) const {
 }
 
 HostTensor Model::decode(KvCache& cache, std::span<const int32_t> new_tokens) const {
+  return decode(cache, new_tokens, nullptr);
+}
+
+HostTensor Model::decode(KvCache& cache, std::span<const int32_t> new_tokens, const LoraAdapter* adapter) const {
   const int64_t n = static_cast<int64_t>(new_tokens.size());
   if (n < 1) fail(ErrorKind::InvalidArgument, "decode needs at least one new token");
   if (cache.n_tokens + n > cache.capacity) {
@@ -107,7 +111,7 @@ HostTensor Model::decode(KvCache& cache, std::span<const int32_t> new_tokens) co
   for (int64_t i = 0; i < n; ++i) batch.positions.push_back(static_cast<int32_t>(cache.n_tokens + i));
   batch.seq_starts = {0, static_cast<int32_t>(n)};
   packed_batch_validate(batch, config_.vocab_size);
-  const HostTensor hidden = decoder_forward(decoder(), batch, &cache);  // [n, D]
+  const HostTensor hidden = decoder_forward(decoder(adapter), batch, &cache);  // [n, D]
   const Tensor last{hidden.f32() + (n - 1) * config_.hidden_size, DType::F32, Shape{1, config_.hidden_size}};
   HostTensor logits(DType::F32, Shape{config_.vocab_size});
   linear_forward_cpu(

@@ -2,7 +2,7 @@
 // reference pass and generation ask of it: logits, per-sequence completion log-probabilities
 // through the chunked head, and KV-cache decoding. Mirrors transformers' *ForCausalLM.forward
 // and generate's incremental decoding, plus the trainer's LoRA passes (forward with saved
-// activations, backward to LoRA gradients; model_train.cpp). Thread-safety: const methods may
+// activations, backward to LoRA or full-parameter gradients; model_train.cpp). Thread-safety: const methods may
 // run concurrently; a KvCache, a TrainPass and a LoraAdapter's gradients belong to one caller.
 #pragma once
 
@@ -38,6 +38,8 @@ struct SequenceScores {
   std::vector<double> mean_logit_sums;  // [S]
   std::vector<double> entropy_sums;     // [S]
   std::vector<int64_t> n_tokens;        // [S] completion tokens
+  std::vector<int64_t> n_correct;       // [S] completion tokens that are the argmax of their
+                                        //     logits (TRL SFT's mean_token_accuracy numerator)
 };
 
 // A policy forward kept for its backward: the batch, the scores and what the backward reads.
@@ -88,10 +90,22 @@ class Model {
   // be the one given to forward_train.
   void backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) const;
 
+  // Full fine-tuning: the training forward of the base model itself (no adapter), and its
+  // backward accumulating into `grads` (weights_zeros_like(weights())) the gradient of
+  // Σ_s d_logps[s] · pass.scores.logps[s] with respect to every weight: projections, biases,
+  // norms, the embedding and the head (into grads.embed when the head is tied).
+  TrainPass forward_train_full(const PackedBatch& batch, std::span<const int32_t> n_prompt) const;
+  void backward_train_full(const TrainPass& pass, std::span<const double> d_logps, Weights& grads) const;
+  // The weights full fine-tuning updates in place (no other pass may run meanwhile).
+  Weights& mutable_weights() { return weights_; }
+
   // Incremental decoding of one sequence. decode appends new_tokens (≥ 1) to the cache and
   // returns the logits [V] f32 after the last of them. InvalidArgument when the cache is full.
+  // With `adapter`, its LoRA path is added to every wrapped projection in inference mode (no
+  // dropout, not merged); a cache must be filled with one adapter (or none) throughout.
   KvCache new_cache(int64_t max_tokens) const;
   HostTensor decode(KvCache& cache, std::span<const int32_t> new_tokens) const;
+  HostTensor decode(KvCache& cache, std::span<const int32_t> new_tokens, const LoraAdapter* adapter) const;
 
  private:
   Model() = default;
@@ -100,6 +114,9 @@ class Model {
   // The chunked head over `rows` of hidden: fills scores (and logsumexp when non-null [N]).
   SequenceScores score_rows(const HostTensor& hidden, const CompletionRows& rows, int64_t n_seqs,
                             HostTensor* logsumexp) const;
+  // The chunked head's backward for per-sequence d_logps: returns d_hidden [T, D]; accumulates
+  // the head weight's gradient into d_head [V, D] when present.
+  HostTensor head_backward(const TrainPass& pass, std::span<const double> d_logps, const Tensor& d_head) const;
 
   ModelConfig config_;
   Weights weights_;

@@ -2,7 +2,7 @@
 // TRL's KTOTrainer logs (spec/kto.md §4, §6), the policy forward that keeps activations, and
 // its backward through the chunked head (recomputed per chunk, never [T, V]) and the decoder.
 // Mirrors what PEFT + transformers autograd give for Σ_s c_s · logp_s (tools/reference/
-// make_lora_grads.py).
+// make_lora_grads.py; full fine-tuning: make_sft_grads.py).
 #include <vector>
 
 #include "backend/ops.h"
@@ -23,22 +23,24 @@ SequenceScores Model::score_rows(const HostTensor& hidden, const CompletionRows&
   SequenceScores scores;
   const size_t s_count = static_cast<size_t>(n_seqs);
   scores.logps.assign(s_count, 0.0), scores.mean_logit_sums.assign(s_count, 0.0);
-  scores.entropy_sums.assign(s_count, 0.0), scores.n_tokens.assign(s_count, 0);
+  scores.entropy_sums.assign(s_count, 0.0), scores.n_tokens.assign(s_count, 0), scores.n_correct.assign(s_count, 0);
   const int64_t n = static_cast<int64_t>(rows.rows.size());
   if (logsumexp) *logsumexp = HostTensor(DType::F32, Shape{n});
   if (n == 0) return scores;
   HostTensor out(DType::F32, Shape{n}), mean_logit(DType::F32, Shape{n}), entropy(DType::F32, Shape{n});
+  HostTensor argmax(DType::I32, Shape{n});
   HostTensor workspace(DType::F32,
                        Shape{logprob_head_workspace_floats(head_chunk_rows_, config_.hidden_size, config_.vocab_size)});
   logprob_head_forward_cpu({hidden.view(), weights_.head(), index_view(rows.rows), index_view(rows.labels), out.view(),
                             logsumexp ? logsumexp->view() : Tensor{}, workspace.view(), head_chunk_rows_},
-                           {mean_logit.view(), entropy.view()});
+                           {mean_logit.view(), entropy.view(), argmax.view()});
   for (int64_t i = 0; i < n; ++i) {
     const size_t s = static_cast<size_t>(rows.owner[static_cast<size_t>(i)]);
     scores.logps[s] += out.f32()[i];
     scores.mean_logit_sums[s] += mean_logit.f32()[i];
     scores.entropy_sums[s] += entropy.f32()[i];
     scores.n_tokens[s] += 1;
+    scores.n_correct[s] += argmax.view().as<int32_t>()[i] == rows.labels[static_cast<size_t>(i)] ? 1 : 0;
   }
   return scores;
 }
@@ -64,11 +66,8 @@ TrainPass Model::forward_train(const PackedBatch& batch, std::span<const int32_t
 }
 
 // d_logp per head row = d_logps of its sequence; head backward → d_hidden [T, D] (zero at
-// unscored rows) → decoder backward.
-void Model::backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) const {
-  if (pass.adapter != &adapter) {
-    fail(ErrorKind::InvalidArgument, "backward_train: the adapter differs from the one forward_train used");
-  }
+// unscored rows), and the head weight's gradient into d_head when given (full fine-tuning).
+HostTensor Model::head_backward(const TrainPass& pass, std::span<const double> d_logps, const Tensor& d_head) const {
   if (static_cast<int64_t>(d_logps.size()) != pass.batch.n_sequences()) {
     fail(ErrorKind::InvalidArgument, "backward_train: ", d_logps.size(), " gradients for ",
          pass.batch.n_sequences(), " sequences");
@@ -84,9 +83,36 @@ void Model::backward_train(const TrainPass& pass, std::span<const double> d_logp
                                                                           config_.vocab_size)});
     logprob_head_backward_cpu({pass.saved.hidden.view(), weights_.head(), index_view(pass.head_rows.rows),
                                index_view(pass.head_rows.labels), pass.logsumexp.view(), d_out.view(),
-                               d_hidden.view(), workspace.view(), head_chunk_rows_});
+                               d_hidden.view(), workspace.view(), head_chunk_rows_, d_head});
   }
+  return d_hidden;
+}
+
+void Model::backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) const {
+  if (pass.adapter != &adapter) {
+    fail(ErrorKind::InvalidArgument, "backward_train: the adapter differs from the one forward_train used");
+  }
+  const HostTensor d_hidden = head_backward(pass, d_logps, Tensor{});
   decoder_backward(decoder(&adapter), pass.batch, pass.saved, d_hidden.view(), adapter);
+}
+
+TrainPass Model::forward_train_full(const PackedBatch& batch, std::span<const int32_t> n_prompt) const {
+  packed_batch_validate(batch, config_.vocab_size);
+  TrainPass pass;
+  pass.batch = batch;
+  pass.head_rows = completion_rows(batch, n_prompt);
+  decoder_forward_train(decoder(nullptr), pass.batch, {}, pass.saved);
+  pass.scores = score_rows(pass.saved.hidden, pass.head_rows, batch.n_sequences(), &pass.logsumexp);
+  return pass;
+}
+
+void Model::backward_train_full(const TrainPass& pass, std::span<const double> d_logps, Weights& grads) const {
+  if (pass.adapter != nullptr) {
+    fail(ErrorKind::InvalidArgument, "backward_train_full: the pass ran with a LoRA adapter; use backward_train");
+  }
+  const Tensor d_head = grads.lm_head.empty() ? grads.embed.view() : grads.lm_head.view();
+  const HostTensor d_hidden = head_backward(pass, d_logps, d_head);
+  decoder_backward_full(decoder(nullptr), pass.batch, pass.saved, d_hidden.view(), grads);
 }
 
 }  // namespace kto

@@ -52,4 +52,15 @@ struct Weights {
 // or a missing tensor. Tensors the config does not use are reported with a warning and skipped.
 Weights weights_load(const ModelConfig& config, const SafetensorsCheckpoint& checkpoint);
 
+// Zero-filled tensors of the same shapes (full fine-tuning's gradient buffers and optimizer
+// moments); tensors empty in `weights` stay empty. parameters() of the result lists the same
+// names in the same order.
+Weights weights_zeros_like(const Weights& weights);
+// A deep copy (e.g. to merge an adapter into, leaving the original untouched).
+Weights weights_copy(const Weights& weights);
+// Every parameter as F32 under its HF state-dict name in one `model.safetensors` file, as
+// transformers' save_pretrained writes an unsharded float32 checkpoint (a tied head is not
+// written; metadata {"format": "pt"}). Throws kto::Error(Io).
+void weights_save_safetensors(const Weights& weights, const std::string& path);
+
 }  // namespace kto

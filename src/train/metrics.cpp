@@ -1,4 +1,5 @@
-// MetricLog: TRL's `self._metrics[mode][name].append(...)` and `log()`'s per-name mean.
+// MetricLog: TRL's `self._metrics[mode][name].append(...)` and `log()`'s per-name mean
+// (KTOTrainer and SFTTrainer).
 #include "train/metrics.h"
 
 #include "util/error.h"
@@ -26,6 +27,12 @@ void MetricLog::add_kto(const KtoLossResult& loss, double kl, const CompletionSt
   add("entropy", all_tokens > 0 ? entropy_sum / static_cast<double>(all_tokens) : 0.0);
   if (tokens[1] > 0) add("logits/chosen", logit_sum[1] / static_cast<double>(tokens[1]));
   if (tokens[0] > 0) add("logits/rejected", logit_sum[0] / static_cast<double>(tokens[0]));
+}
+
+void MetricLog::add_sft(int64_t n_tokens, int64_t n_correct, double entropy_sum) {
+  const double n = static_cast<double>(n_tokens);
+  add("entropy", n_tokens > 0 ? entropy_sum / n : 0.0);
+  add("mean_token_accuracy", n_tokens > 0 ? static_cast<double>(n_correct) / n : 0.0);
 }
 
 std::map<std::string, double> MetricLog::take(const std::string& prefix) {

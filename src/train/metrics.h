@@ -1,4 +1,4 @@
-// Metric aggregation as TRL's KTOTrainer logs it (spec/kto.md §6): each micro-batch appends
+// Metric aggregation as TRL's KTOTrainer (and SFTTrainer) log it (spec/kto.md §6): each micro-batch appends
 // the values it has (a metric absent from a micro-batch, e.g. rewards/margins with one label,
 // is simply not appended), and a log record holds the plain mean of each list since the last
 // log. `num_tokens` is a running total, logged as its latest value.
@@ -30,6 +30,9 @@ class MetricLog {
   }
   // The KTO metrics of one micro-batch (TRL `_compute_loss`), `kl` = z.
   void add_kto(const KtoLossResult& loss, double kl, const CompletionStats& stats, std::span<const uint8_t> desirable);
+  // The SFT metrics of one micro-batch (TRL SFTTrainer.compute_loss): mean_token_accuracy =
+  // correct argmax predictions / completion tokens, entropy = mean over completion tokens.
+  void add_sft(int64_t n_tokens, int64_t n_correct, double entropy_sum);
   // Means since the last call, with `prefix` ("" or "eval_") before each name; then clears.
   std::map<std::string, double> take(const std::string& prefix = "");
   bool empty() const { return lists_.empty(); }

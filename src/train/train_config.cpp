@@ -26,7 +26,8 @@ const std::vector<Key>& keys() {
   static const std::vector<Key> k = {
       {"model_name_or_path", &TrainConfig::model_name_or_path}, {"dataset_name", &TrainConfig::dataset_name},
       {"eval_dataset", &TrainConfig::eval_dataset}, {"eval_split", &TrainConfig::eval_split},
-      {"output_dir", &TrainConfig::output_dir}, {"loss_type", &TrainConfig::loss_type}, {"beta", &TrainConfig::beta},
+      {"output_dir", &TrainConfig::output_dir}, {"objective", &TrainConfig::objective},
+      {"finetuning_type", &TrainConfig::finetuning_type}, {"loss_type", &TrainConfig::loss_type}, {"beta", &TrainConfig::beta},
       {"desirable_weight", &TrainConfig::desirable_weight}, {"undesirable_weight", &TrainConfig::undesirable_weight},
       {"max_length", &TrainConfig::max_length}, {"max_prompt_length", &TrainConfig::max_prompt_length},
       {"truncation_mode", &TrainConfig::truncation_mode}, {"precompute_ref_log_probs", &TrainConfig::precompute_ref_log_probs},
@@ -58,6 +59,7 @@ const std::vector<std::pair<const char*, const char*>>& aliases() {
       {"kto_rejected_weight", "undesirable_weight"}, {"lora_rank", "lora_r"}, {"sequence_len", "max_length"},
       {"cutoff_len", "max_length"}, {"micro_batch_size", "per_device_train_batch_size"},
       {"num_epochs", "num_train_epochs"}, {"local_file", "dataset_name"}, {"model", "model_name_or_path"},
+      {"stage", "objective"},
   };
   return a;
 }
@@ -113,6 +115,26 @@ std::vector<std::string> parse_list(const std::string& value) {
   }
   return out;
 }
+
+// Checks every objective needs.
+void validate_batch(const TrainConfig& c) {
+  if (c.per_device_train_batch_size < 1 || c.gradient_accumulation_steps < 1) {
+    fail(ErrorKind::InvalidArgument, "per_device_train_batch_size and gradient_accumulation_steps must be >= 1");
+  }
+}
+
+void validate_lengths_and_lora(const TrainConfig& c) {
+  if (c.max_length < 2) fail(ErrorKind::InvalidArgument, "max_length must be >= 2, got ", c.max_length);
+  if (c.max_prompt_length > 0 && c.max_prompt_length >= c.max_length) {
+    fail(ErrorKind::InvalidArgument, "max_prompt_length (", c.max_prompt_length, ") must be < max_length (", c.max_length, ")");
+  }
+  if (c.truncation_mode != "keep_end" && c.truncation_mode != "keep_start") {
+    fail(ErrorKind::InvalidArgument, "truncation_mode must be keep_end or keep_start, got '", c.truncation_mode, "'");
+  }
+  if (c.lora_r < 1) fail(ErrorKind::InvalidArgument, "lora_r must be >= 1, got ", c.lora_r);
+  if (c.eval_split < 0 || c.eval_split >= 1) fail(ErrorKind::InvalidArgument, "eval_split must be in [0, 1), got ", c.eval_split);
+}
+
 }  // namespace
 
 std::vector<std::string> train_config_keys() {
@@ -187,6 +209,23 @@ void train_config_set(TrainConfig& config, const std::string& key_in, const std:
       it->member);
 }
 
+namespace {
+// TRL's `datasets:` list ([{path, data_files?, split?}]): one entry becomes dataset_name (a local
+// file or folder, or a hub id plus an optional file inside it).
+void set_datasets(TrainConfig& config, const YAML::Node& list, const std::string& where) {
+  if (!list.IsSequence() || list.size() == 0 || !list[0].IsMap() || !list[0]["path"]) {
+    fail(ErrorKind::InvalidArgument, where, ": `datasets` must be a list of {path: FILE|FOLDER|HUB_ID} entries");
+  }
+  if (list.size() > 1) {
+    fail(ErrorKind::Unsupported, where, ": `datasets` with ", list.size(),
+         " entries: only one is supported so far; put the files in one folder and give that folder as `path`");
+  }
+  std::string path = list[0]["path"].as<std::string>();
+  if (list[0]["data_files"]) path += "/" + list[0]["data_files"].as<std::string>();
+  train_config_set(config, "dataset_name", path, where);
+}
+}  // namespace
+
 void train_config_load_yaml(TrainConfig& config, const std::string& path) {
   YAML::Node root;
   try {
@@ -202,12 +241,19 @@ void train_config_load_yaml(TrainConfig& config, const std::string& path) {
     const std::string key = entry.first.as<std::string>();
     const std::string where = str_cat(path, ":", entry.first.Mark().line + 1);
     const YAML::Node& v = entry.second;
-    if (v.IsSequence()) {
+    if (key == "datasets") {
+      set_datasets(config, v, where);
+    } else if (v.IsSequence()) {
       std::string joined;
-      for (const auto& item : v) joined += (joined.empty() ? "" : ",") + item.as<std::string>();
+      for (const auto& item : v) {
+        if (!item.IsScalar()) fail(ErrorKind::InvalidArgument, where, ": `", key, "` must be a list of values");
+        joined += (joined.empty() ? "" : ",") + item.as<std::string>();
+      }
       train_config_set(config, key, joined, where);
     } else if (v.IsScalar()) {
       train_config_set(config, key, v.as<std::string>(), where);
+    } else if (v.IsMap()) {
+      fail(ErrorKind::InvalidArgument, where, ": `", key, "` must be a value or a list, not a mapping");
     } else if (!v.IsNull()) {
       fail(ErrorKind::Format, where, ": `", key, "` must be a value or a list");
     }
@@ -215,6 +261,20 @@ void train_config_load_yaml(TrainConfig& config, const std::string& path) {
 }
 
 void train_config_validate(const TrainConfig& c) {
+  if (c.objective != "kto" && c.objective != "sft") {
+    fail(ErrorKind::InvalidArgument, "objective '", c.objective, "' is not supported; use kto or sft");
+  }
+  if (c.finetuning_type != "lora" && c.finetuning_type != "full") {
+    fail(ErrorKind::InvalidArgument, "finetuning_type '", c.finetuning_type, "' is not supported; use lora or full");
+  }
+  if (c.finetuning_type == "full" && c.objective != "sft") {
+    fail(ErrorKind::InvalidArgument, "finetuning_type full works with objective sft only: KTO's reference model is "
+         "the frozen base, which full fine-tuning would change; use finetuning_type: lora for KTO");
+  }
+  if (c.objective == "sft") {
+    validate_batch(c);
+    return validate_lengths_and_lora(c);
+  }
   if (c.loss_type != "kto" && c.loss_type != "apo_zero_unpaired") {
     fail(ErrorKind::InvalidArgument, "loss_type '", c.loss_type, "' is not supported; use kto or apo_zero_unpaired");
   }
@@ -224,19 +284,9 @@ void train_config_validate(const TrainConfig& c) {
          "row's own prompt with a completion rotated from itself, so it equals the implied reward and the loss "
          "carries no signal; use per_device_train_batch_size >= 2, or loss_type: apo_zero_unpaired (no KL term)");
   }
-  if (c.per_device_train_batch_size < 1 || c.gradient_accumulation_steps < 1) {
-    fail(ErrorKind::InvalidArgument, "per_device_train_batch_size and gradient_accumulation_steps must be >= 1");
-  }
+  validate_batch(c);
   if (c.beta <= 0) fail(ErrorKind::InvalidArgument, "beta must be > 0, got ", c.beta);
-  if (c.max_length < 2) fail(ErrorKind::InvalidArgument, "max_length must be >= 2, got ", c.max_length);
-  if (c.max_prompt_length > 0 && c.max_prompt_length >= c.max_length) {
-    fail(ErrorKind::InvalidArgument, "max_prompt_length (", c.max_prompt_length, ") must be < max_length (", c.max_length, ")");
-  }
-  if (c.truncation_mode != "keep_end" && c.truncation_mode != "keep_start") {
-    fail(ErrorKind::InvalidArgument, "truncation_mode must be keep_end or keep_start, got '", c.truncation_mode, "'");
-  }
-  if (c.lora_r < 1) fail(ErrorKind::InvalidArgument, "lora_r must be >= 1, got ", c.lora_r);
-  if (c.eval_split < 0 || c.eval_split >= 1) fail(ErrorKind::InvalidArgument, "eval_split must be in [0, 1), got ", c.eval_split);
+  validate_lengths_and_lora(c);
 }
 
 }  // namespace kto

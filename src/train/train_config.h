@@ -1,5 +1,6 @@
-// TrainConfig: every `kto train` setting, named as TRL's KTOConfig / HF TrainingArguments /
-// PEFT LoraConfig name it (shared/spec/kto.md §7), read from YAML and `key=value` overrides.
+// TrainConfig: every `kto train` setting, named as TRL's KTOConfig / SFTConfig / HF
+// TrainingArguments / PEFT LoraConfig name it (shared/spec/kto.md §7), read from YAML and
+// `key=value` overrides. KTO keys are ignored by objective sft.
 // Aliases from axolotl / LLaMA-Factory are accepted with a notice; unknown keys are errors that
 // suggest the nearest known key.
 #pragma once
@@ -17,6 +18,9 @@ struct TrainConfig {
   std::string eval_dataset;            // optional file
   double eval_split = 0.0;             // fraction of the train rows held out when no eval_dataset
   std::string output_dir = "output";
+  // what is trained, and how (LLaMA-Factory's names: `stage` is read as `objective`)
+  std::string objective = "kto";        // kto | sft (TRL SFTTrainer: completion-only next-token loss)
+  std::string finetuning_type = "lora"; // lora | full (every weight; objective sft only)
   // KTO (KTOConfig)
   std::string loss_type = "kto";       // kto | apo_zero_unpaired
   double beta = 0.1;

@@ -36,13 +36,18 @@ void train_state_write_json(const std::string& dir, const TrainerState& state, c
 void train_state_save(const std::string& dir, const TrainerState& state, const LoraAdapter& adapter,
                       const std::vector<HostTensor>& exp_avg, const std::vector<HostTensor>& exp_avg_sq,
                       const TrainStateInfo& info) {
+  train_state_save(dir, state, adapter.parameters(), exp_avg, exp_avg_sq, info);
+}
+
+void train_state_save(const std::string& dir, const TrainerState& state, const std::vector<NamedTensor>& params,
+                      const std::vector<HostTensor>& exp_avg, const std::vector<HostTensor>& exp_avg_sq,
+                      const TrainStateInfo& info) {
   train_state_write_json(dir, state, info);
   nlohmann::json position = {{"global_step", state.global_step}, {"epoch", state.epoch},
                              {"next_micro_batch", state.next_micro_batch}, {"num_tokens", state.num_tokens},
                              {"seconds", state.seconds}};
   file_write_atomic(path_join(dir, "kto_state.json"), position.dump(2) + "\n");
 
-  std::vector<NamedTensor> params = adapter.parameters();
   KTO_ASSERT(params.size() == exp_avg.size() && params.size() == exp_avg_sq.size());
   std::vector<SafetensorsWriteTensor> tensors;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -55,6 +60,11 @@ void train_state_save(const std::string& dir, const TrainerState& state, const L
 }
 
 void train_state_load(const std::string& dir, TrainerState& state, const LoraAdapter& adapter,
+                      std::vector<HostTensor>& exp_avg, std::vector<HostTensor>& exp_avg_sq) {
+  train_state_load(dir, state, adapter.parameters(), exp_avg, exp_avg_sq);
+}
+
+void train_state_load(const std::string& dir, TrainerState& state, const std::vector<NamedTensor>& params,
                       std::vector<HostTensor>& exp_avg, std::vector<HostTensor>& exp_avg_sq) {
   const std::string position_path = path_join(dir, "kto_state.json");
   nlohmann::json position = json_read_file(position_path);
@@ -72,7 +82,6 @@ void train_state_load(const std::string& dir, TrainerState& state, const LoraAda
 
   const std::string opt_path = path_join(dir, "optimizer.safetensors");
   SafetensorsFile file = SafetensorsFile::open(opt_path);
-  std::vector<NamedTensor> params = adapter.parameters();
   for (size_t i = 0; i < params.size(); ++i) {
     for (auto [prefix, t] : {std::pair{"exp_avg.", &exp_avg[i]}, std::pair{"exp_avg_sq.", &exp_avg_sq[i]}}) {
       const std::string name = prefix + params[i].name;

@@ -38,5 +38,12 @@ void train_state_save(const std::string& dir, const TrainerState& state, const L
 // name the checkpoint file and what is wrong with it.
 void train_state_load(const std::string& dir, TrainerState& state, const LoraAdapter& adapter,
                       std::vector<HostTensor>& exp_avg, std::vector<HostTensor>& exp_avg_sq);
+// The same for any trained parameters (the moments are named "exp_avg.<name>"): an adapter's
+// parameters(), or a model's Weights::parameters() under full fine-tuning.
+void train_state_save(const std::string& dir, const TrainerState& state, const std::vector<NamedTensor>& params,
+                      const std::vector<HostTensor>& exp_avg, const std::vector<HostTensor>& exp_avg_sq,
+                      const TrainStateInfo& info);
+void train_state_load(const std::string& dir, TrainerState& state, const std::vector<NamedTensor>& params,
+                      std::vector<HostTensor>& exp_avg, std::vector<HostTensor>& exp_avg_sq);
 
 }  // namespace kto

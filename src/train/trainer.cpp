@@ -65,26 +65,30 @@ TrainStateInfo Trainer::state_info() const {
           config_.num_train_epochs, epoch_progress()};
 }
 
-Trainer::Trainer(const TrainConfig& config, const Model& model, const KtoDatasets& data, LoraAdapter adapter)
-    : config_(config), model_(model), data_(data), adapter_(std::move(adapter)) {
-  loss_config_ = {config.loss_type == "kto" ? KtoLossType::Kto : KtoLossType::ApoZeroUnpaired, config.beta,
-                  config.desirable_weight, config.undesirable_weight};
-  adamw_ = {config.adam_beta1, config.adam_beta2, config.adam_epsilon, config.weight_decay};
-  micro_batches_per_epoch_ = (data.train.size() + config.per_device_train_batch_size - 1) / config.per_device_train_batch_size;
-  steps_per_epoch_ = (micro_batches_per_epoch_ + config.gradient_accumulation_steps - 1) / config.gradient_accumulation_steps;
-  total_steps_ = config.max_steps > 0 ? config.max_steps
-                                      : static_cast<int64_t>(std::ceil(config.num_train_epochs * static_cast<double>(steps_per_epoch_)));
+void Trainer::init_run(int64_t n_train_examples) {
+  adamw_ = {config_.adam_beta1, config_.adam_beta2, config_.adam_epsilon, config_.weight_decay};
+  micro_batches_per_epoch_ = (n_train_examples + config_.per_device_train_batch_size - 1) / config_.per_device_train_batch_size;
+  steps_per_epoch_ = (micro_batches_per_epoch_ + config_.gradient_accumulation_steps - 1) / config_.gradient_accumulation_steps;
+  total_steps_ = config_.max_steps > 0 ? config_.max_steps
+                                       : static_cast<int64_t>(std::ceil(config_.num_train_epochs * static_cast<double>(steps_per_epoch_)));
   total_steps_ = std::max<int64_t>(total_steps_, 1);
-  schedule_ = {schedule_type_from_name(config.lr_scheduler_type), config.learning_rate,
-               warmup_steps_resolve(config.warmup_steps, config.warmup_ratio, total_steps_), total_steps_};
-  for (const NamedTensor& p : adapter_.parameters()) {
+  schedule_ = {schedule_type_from_name(config_.lr_scheduler_type), config_.learning_rate,
+               warmup_steps_resolve(config_.warmup_steps, config_.warmup_ratio, total_steps_), total_steps_};
+  for (const NamedTensor& p : trainable_parameters()) {
     exp_avg_.emplace_back(DType::F32, p.tensor.shape);
     exp_avg_sq_.emplace_back(DType::F32, p.tensor.shape);
   }
+}
+
+Trainer::Trainer(const TrainConfig& config, const Model& model, const KtoDatasets& data, LoraAdapter adapter)
+    : config_(config), model_(model), data_(&data), adapter_(std::move(adapter)) {
+  loss_config_ = {config.loss_type == "kto" ? KtoLossType::Kto : KtoLossType::ApoZeroUnpaired, config.beta,
+                  config.desirable_weight, config.undesirable_weight};
+  init_run(data.train.size());
   if (config.precompute_ref_log_probs) {
     // One ordered pass over the first epoch's micro-batches: main and KL reference log-probs.
-    for (const auto& batch : data_.train.micro_batches(0, config.per_device_train_batch_size)) {
-      PackedMicroBatch pmb = data_.train.pack(batch, loss_config_.type == KtoLossType::Kto ? KlSequences::Yes : KlSequences::No);
+    for (const auto& batch : data_->train.micro_batches(0, config.per_device_train_batch_size)) {
+      PackedMicroBatch pmb = data_->train.pack(batch, loss_config_.type == KtoLossType::Kto ? KlSequences::Yes : KlSequences::No);
       for (SeqKind kind : {SeqKind::Main, SeqKind::Kl}) {
         SplitBatch part = split(pmb, kind);
         if (part.keys.empty()) continue;
@@ -110,7 +114,7 @@ std::vector<double> Trainer::reference_logps(const PackedBatch& batch, std::span
 
 double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
   const bool with_kl = loss_config_.type == KtoLossType::Kto;
-  PackedMicroBatch pmb = data_.train.pack(batch, with_kl ? KlSequences::Yes : KlSequences::No);
+  PackedMicroBatch pmb = data_->train.pack(batch, with_kl ? KlSequences::Yes : KlSequences::No);
   SplitBatch main = split(pmb, SeqKind::Main);
 
   double kl = 0.0;
@@ -137,14 +141,15 @@ double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
 
 double Trainer::clip_gradients() {
   double sum_sq = 0.0;
-  for (const NamedTensor& g : adapter_.gradients()) {
+  const std::vector<NamedTensor> gradients = trainable_gradients();
+  for (const NamedTensor& g : gradients) {
     const float* d = g.tensor.f32();
     for (int64_t i = 0; i < g.tensor.numel(); ++i) sum_sq += static_cast<double>(d[i]) * d[i];
   }
   const double norm = std::sqrt(sum_sq);
   const double coef = config_.max_grad_norm / (norm + 1e-6);
   if (config_.max_grad_norm > 0 && coef < 1.0) {
-    for (const NamedTensor& g : adapter_.gradients()) {
+    for (const NamedTensor& g : gradients) {
       float* d = g.tensor.f32();
       for (int64_t i = 0; i < g.tensor.numel(); ++i) d[i] = static_cast<float>(d[i] * coef);
     }
@@ -154,21 +159,34 @@ double Trainer::clip_gradients() {
 
 Trainer::StepResult Trainer::optimizer_step() {
   StepResult result;
-  adapter_.zero_grad();
+  zero_grad();
   const int64_t first = state_.next_micro_batch;
   const int64_t n_micro = std::min(config_.gradient_accumulation_steps, micro_batches_per_epoch_ - first);
-  const auto batches = data_.train.micro_batches(state_.epoch, config_.per_device_train_batch_size);
+  const auto batches = train_micro_batches(state_.epoch);
   const int64_t tokens_before = state_.num_tokens;
-  for (int64_t m = 0; m < n_micro; ++m) {
-    result.loss += micro_step(batches[static_cast<size_t>(first + m)], 1.0 / static_cast<double>(n_micro)) / static_cast<double>(n_micro);
+  if (sft_data_) {
+    // HF's num_items_in_batch: completion tokens over every micro-batch of the step.
+    int64_t n_items = 0;
+    for (int64_t m = 0; m < n_micro; ++m) n_items += sft_data_->train.completion_tokens(batches[static_cast<size_t>(first + m)]);
+    for (int64_t m = 0; m < n_micro; ++m) {
+      result.loss += sft_micro_step(batches[static_cast<size_t>(first + m)], static_cast<double>(std::max<int64_t>(n_items, 1)));
+    }
+  } else {
+    for (int64_t m = 0; m < n_micro; ++m) {
+      result.loss += micro_step(batches[static_cast<size_t>(first + m)], 1.0 / static_cast<double>(n_micro)) / static_cast<double>(n_micro);
+    }
   }
   result.tokens = state_.num_tokens - tokens_before;
   result.grad_norm = clip_gradients();
   const double lr = schedule_.lr(state_.global_step);
-  std::vector<NamedTensor> params = adapter_.parameters(), grads = adapter_.gradients();
+  std::vector<NamedTensor> params = trainable_parameters(), grads = trainable_gradients();
+  AdamWConfig no_decay = adamw_;
+  no_decay.weight_decay = 0.0;
   for (size_t i = 0; i < params.size(); ++i) {
     auto span_of = [](const Tensor& t) { return std::span<float>(t.f32(), static_cast<size_t>(t.numel())); };
-    adamw_step(adamw_, lr, state_.global_step + 1, span_of(params[i].tensor), span_of(grads[i].tensor),
+    // Full fine-tuning: as HF's get_decay_parameter_names, no decay on norm weights and biases (1-D).
+    const AdamWConfig& rule = full_model_ && params[i].tensor.shape.rank == 1 ? no_decay : adamw_;
+    adamw_step(rule, lr, state_.global_step + 1, span_of(params[i].tensor), span_of(grads[i].tensor),
                {span_of(exp_avg_[i].view()), span_of(exp_avg_sq_[i].view())});
   }
   state_.global_step += 1;
@@ -199,13 +217,14 @@ void Trainer::log_step(const StepResult& step, const TrainerEvents& events) {
 }
 
 std::map<std::string, double> Trainer::evaluate() {
-  if (!data_.eval) return {};
+  if (sft_data_) return sft_evaluate();
+  if (!data_->eval) return {};
   MetricLog eval_metrics;
   const bool with_kl = loss_config_.type == KtoLossType::Kto;
   double loss_sum = 0;
   int64_t n = 0;
-  for (const auto& batch : data_.eval->micro_batches(0, config_.per_device_eval_batch_size)) {
-    PackedMicroBatch pmb = data_.eval->pack(batch, with_kl ? KlSequences::Yes : KlSequences::No);
+  for (const auto& batch : data_->eval->micro_batches(0, config_.per_device_eval_batch_size)) {
+    PackedMicroBatch pmb = data_->eval->pack(batch, with_kl ? KlSequences::Yes : KlSequences::No);
     SplitBatch main = split(pmb, SeqKind::Main);
     double kl = 0.0;
     if (with_kl) {
@@ -227,23 +246,23 @@ std::map<std::string, double> Trainer::evaluate() {
 
 std::string Trainer::save_checkpoint() {
   std::string path = checkpoint_write(config_.output_dir, state_.global_step, [&](const std::string& dir) {
-    lora_save_peft(adapter_, dir);
-    train_state_save(dir, state_, adapter_, exp_avg_, exp_avg_sq_, state_info());
+    save_trainable(dir);
+    train_state_save(dir, state_, trainable_parameters(), exp_avg_, exp_avg_sq_, state_info());
   });
   checkpoint_rotate(config_.output_dir, config_.save_total_limit);
   return path;
 }
 
 void Trainer::resume(const std::string& checkpoint_dir) {
-  adapter_ = lora_load_peft(checkpoint_dir, model_.config());
-  train_state_load(checkpoint_dir, state_, adapter_, exp_avg_, exp_avg_sq_);
+  load_trainable(checkpoint_dir);
+  train_state_load(checkpoint_dir, state_, trainable_parameters(), exp_avg_, exp_avg_sq_);
   if (state_.global_step >= total_steps_) {
     log_warn(checkpoint_dir, " is at step ", state_.global_step, " of ", total_steps_, "; nothing left to train");
   }
 }
 
 void Trainer::write_final(const TrainerEvents& events) {
-  lora_save_peft(adapter_, config_.output_dir);
+  save_trainable(config_.output_dir);
   train_state_write_json(config_.output_dir, state_, state_info());
   (void)events;
 }
@@ -257,7 +276,8 @@ void Trainer::train(const TrainerEvents& events) {
     log_step(step, events);
     if (events.on_step) events.on_step(state_);
     const bool last = state_.global_step >= total_steps_;
-    if (config_.eval_steps > 0 && data_.eval && (state_.global_step % config_.eval_steps == 0 || last)) {
+    const bool has_eval = sft_data_ ? sft_data_->eval.has_value() : data_->eval.has_value();
+    if (config_.eval_steps > 0 && has_eval && (state_.global_step % config_.eval_steps == 0 || last)) {
       std::map<std::string, double> eval = evaluate();
       nlohmann::json entry(eval);
       entry["step"] = state_.global_step;

@@ -1,9 +1,12 @@
-// Trainer: the KTO training loop (spec/kto.md §3–6, HF Trainer semantics for steps, gradient
-// accumulation, clipping, schedules, logging and checkpoints). One optimizer step:
-//   for each micro-batch of the accumulation: KL pass (policy, no grad) → reference passes
-//   (LoRA off, or the reference cache) → policy forward with saved activations → KTO loss →
-//   backward into the LoRA gradients (scaled by 1 / micro-batches in the step)
-//   then global-norm clip → AdamW → LR schedule → log / evaluate / checkpoint.
+// Trainer: the training loop (spec/kto.md §3–6, HF Trainer semantics for steps, gradient
+// accumulation, clipping, schedules, logging and checkpoints) for two objectives:
+//   kto — for each micro-batch of the accumulation: KL pass (policy, no grad) → reference passes
+//         (LoRA off, or the reference cache) → policy forward with saved activations → KTO loss
+//         → backward into the LoRA gradients (scaled by 1 / micro-batches in the step);
+//   sft — TRL SFTTrainer: policy forward → completion-only NLL / completion tokens of the step
+//         (train/sft_loss.h) → backward into the LoRA gradients or, with finetuning_type full,
+//         into every weight of the model (updated in place);
+// then global-norm clip → AdamW → LR schedule → log / evaluate / checkpoint.
 // Resume continues bit-exactly: weights, AdamW moments, step, data position and every random
 // draw (dropout masks derive from the seed and the step) are restored or re-derived.
 #pragma once
@@ -23,6 +26,7 @@
 #include "train/kto_loss.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
+#include "train/sft_data.h"
 #include "train/train_config.h"
 #include "train/train_state.h"
 
@@ -37,7 +41,14 @@ struct TrainerEvents {
 
 class Trainer {
  public:
+  // KTO of a LoRA adapter (config.objective kto).
   Trainer(const TrainConfig& config, const Model& model, const KtoDatasets& data, LoraAdapter adapter);
+  // SFT of a LoRA adapter (objective sft, finetuning_type lora).
+  Trainer(const TrainConfig& config, const Model& model, const SftDatasets& data, LoraAdapter adapter);
+  // SFT of every weight of `model`, updated in place (objective sft, finetuning_type full).
+  // Checkpoints and the final output are HF model directories (config.json, model.safetensors
+  // and the tokenizer files copied from the model's directory).
+  Trainer(const TrainConfig& config, Model& model, const SftDatasets& data);
 
   // Restores adapter, optimizer, schedule position and data position from a checkpoint dir.
   void resume(const std::string& checkpoint_dir);
@@ -51,7 +62,9 @@ class Trainer {
   static void request_stop();
 
   const TrainerState& state() const { return state_; }
-  const LoraAdapter& adapter() const { return adapter_; }
+  const LoraAdapter& adapter() const { return adapter_; }  // empty with full fine-tuning
+  bool full_finetuning() const { return full_model_ != nullptr; }
+  int64_t n_trainable() const;
   int64_t total_steps() const { return total_steps_; }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   std::string save_checkpoint();  // checkpoint-<global_step>; returns its path
@@ -62,8 +75,19 @@ class Trainer {
     double grad_norm = 0.0;
     int64_t tokens = 0;
   };
+  void init_run(int64_t n_train_examples);  // step counts, schedule, optimizer moments
   StepResult optimizer_step();
   double micro_step(std::span<const int64_t> batch, double grad_scale);
+  // SFT: one micro-batch's loss (NLL sum / num_items_in_batch) and backward (trainer_sft.cpp).
+  double sft_micro_step(std::span<const int64_t> batch, double num_items_in_batch);
+  std::map<std::string, double> sft_evaluate();
+  std::vector<std::vector<int64_t>> train_micro_batches(int64_t epoch) const;
+  // The trained parameters and their gradients, in one fixed order (adapter or full weights).
+  std::vector<NamedTensor> trainable_parameters() const;
+  std::vector<NamedTensor> trainable_gradients() const;
+  void zero_grad();
+  void save_trainable(const std::string& dir) const;  // PEFT adapter, or an HF model directory
+  void load_trainable(const std::string& dir);
   std::vector<double> reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt, const std::vector<std::pair<int64_t, int64_t>>& keys);
   double clip_gradients();
   void log_step(const StepResult& step, const TrainerEvents& events);
@@ -73,8 +97,11 @@ class Trainer {
 
   TrainConfig config_;
   const Model& model_;
-  const KtoDatasets& data_;
+  const KtoDatasets* data_ = nullptr;     // objective kto
+  const SftDatasets* sft_data_ = nullptr; // objective sft
   LoraAdapter adapter_;
+  Model* full_model_ = nullptr;  // full fine-tuning: the model whose weights are trained
+  Weights full_grads_;           // full fine-tuning: gradients, shaped as the weights
   KtoLossConfig loss_config_;
   AdamWConfig adamw_;
   Schedule schedule_;

@@ -238,7 +238,7 @@ TEST(OpsBackward, LogprobHeadMatchesFiniteDifferencesAndStatistics) {
     logprob_head_forward_cpu({view(hidden, {n_tokens, dim}), view(weight, {vocab, dim}), view(rows), view(labels),
                               view(out, {n}), view(lse, {n}), view(workspace, {static_cast<int64_t>(workspace.size())}),
                               chunk},
-                             {view(mean_logit, {n}), view(entropy, {n})});
+                             {view(mean_logit, {n}), view(entropy, {n}), Tensor{}});
     return dot(out, d_out);
   };
   objective();
@@ -259,7 +259,7 @@ TEST(OpsBackward, LogprobHeadMatchesFiniteDifferencesAndStatistics) {
   std::vector<float> d_out_copy = d_out, d_hidden(hidden.size(), 0.0f), d_hidden_recomputed(hidden.size(), 0.0f);
   LogprobHeadBackwardArgs args{view(hidden, {n_tokens, dim}), view(weight, {vocab, dim}), view(rows), view(labels),
                                view(lse, {n}), view(d_out_copy, {n}), view(d_hidden, {n_tokens, dim}),
-                               view(workspace, {static_cast<int64_t>(workspace.size())}), chunk};
+                               view(workspace, {static_cast<int64_t>(workspace.size())}), chunk, Tensor{}};
   logprob_head_backward_cpu(args);
   args.logsumexp = Tensor{}, args.d_hidden = view(d_hidden_recomputed, {n_tokens, dim});
   logprob_head_backward_cpu(args);

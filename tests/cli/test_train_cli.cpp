@@ -136,3 +136,46 @@ TEST(TrainCli, DryRunPrintsConfigDataAndMemory) {
 
 }  // namespace
 }  // namespace kto
+
+namespace kto {
+namespace {
+
+TEST(TrainCli, EvalSplitLogsEvalMetrics) {
+  const std::string dir = test::temp_dir("eval");
+  auto r = test::run_kto("-q train " + write_config(dir, str_cat("dataset_name: ", test::fixture("kto_steps/train.jsonl"),
+                                                                  "\noutput_dir: ", dir, "/out\nmax_steps: 4\neval_steps: 2\n"
+                                                                  "eval_split: 0.25\nper_device_train_batch_size: 4\n"
+                                                                  "per_device_eval_batch_size: 4\nsave_steps: 0\n")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int evals = 0;
+  for (const auto& entry : log_history(dir + "/out")) {
+    if (!entry.contains("eval_loss")) continue;
+    ++evals;
+    EXPECT_TRUE(entry.contains("eval_kl")) << entry.dump();
+    EXPECT_TRUE(entry.contains("eval_logps/chosen") || entry.contains("eval_logps/rejected")) << entry.dump();
+  }
+  EXPECT_EQ(evals, 2);
+}
+
+TEST(TrainCli, SigtermSavesACheckpointAndExitsCleanly) {
+  const std::string dir = test::temp_dir("sigterm");
+  const std::string config = write_config(dir, str_cat("dataset_name: ", test::fixture("kto_steps/train.jsonl"), "\noutput_dir: ", dir,
+                                                       "/out\nmax_steps: 100000\nsave_steps: 0\nper_device_train_batch_size: 4\n"));
+  const std::string pid_file = dir + "/pid", rc_file = dir + "/rc";
+  std::system(str_cat("sh -c '", KTO_BINARY, " -q train ", config, " & echo $! > ", pid_file, "; wait $!; echo $? > ", rc_file, "' &").c_str());
+  for (int i = 0; i < 400 && !fs::exists(dir + "/out/train_config.yaml"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(fs::exists(pid_file));
+  ASSERT_EQ(::kill(std::stoi(file_read_text(pid_file)), SIGTERM), 0);
+  for (int i = 0; i < 1000 && !fs::exists(rc_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(fs::exists(rc_file)) << "kto train did not stop after SIGTERM";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(std::stoi(file_read_text(rc_file)), 0);
+  // The stop saved a checkpoint at the step it had reached.
+  bool found = false;
+  for (const auto& e : fs::directory_iterator(dir + "/out")) found |= e.path().filename().string().rfind("checkpoint-", 0) == 0;
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace kto

@@ -54,7 +54,7 @@ TEST(KtoDataset, ErrorsNameFileAndLine) {
   p = write_rows("empty_completion.jsonl", {ok, R"({"prompt": "a", "completion": "", "label": false})"});
   expect_load_error(p, ErrorKind::Format, p + ":2: empty `completion`");
   p = write_rows("chat.jsonl", {R"({"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}], "label": true})"});
-  expect_load_error(p, ErrorKind::Unsupported, p + ":1");
+  expect_load_error(p, ErrorKind::InvalidArgument, p + ":1: conversational rows");  // no chat template given
   expect_load_error(test::temp_dir("missing") + "/nope.jsonl", ErrorKind::NotFound, "nope.jsonl");
   p = write_rows("empty.jsonl", {});
   expect_load_error(p, ErrorKind::InvalidArgument, "no rows");

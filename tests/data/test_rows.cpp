@@ -77,13 +77,77 @@ TEST(Rows, OtherMalformedRows) {
   expect_row_error(R"({"prompt_ids": [1, -2], "completion_ids": [3], "label": true})", ErrorKind::Format, "-2");
 }
 
-TEST(Rows, ConversationalRowsAreUnsupported) {
-  expect_row_error(R"({"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "yo"}], "label": true})",
-                   ErrorKind::Unsupported, "chat template");
-  expect_row_error(R"({"conversations": [{"from": "human", "value": "hi"}], "label": true})", ErrorKind::Unsupported,
-                   "conversational");
-  expect_row_error(R"({"chosen": [{"role": "user", "content": "hi"}], "rejected": [{"role": "user", "content": "x"}]})",
-                   ErrorKind::Unsupported, "conversational");
+nlohmann::json msg(const std::string& role, const std::string& content) { return {{"role", role}, {"content", content}}; }
+
+TEST(Rows, ConversationalPromptCompletion) {
+  SourceRow r = parse(R"({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi", "name": null}],
+                          "completion": [{"role": "assistant", "content": "yo"}], "label": false})");
+  EXPECT_EQ(r.shape, RowShape::Text);
+  EXPECT_EQ(r.format, RowFormat::Conversational);
+  EXPECT_FALSE(r.label);
+  EXPECT_EQ(r.prompt_messages, nlohmann::json::array({msg("system", "Be brief."), msg("user", "hi")}));  // null dropped
+  EXPECT_EQ(r.completion_messages, nlohmann::json::array({msg("assistant", "yo")}));
+  EXPECT_EQ(parse(R"({"prompt": "hi", "completion": "yo", "label": true})").format, RowFormat::Standard);
+}
+
+// {messages} and ShareGPT {conversations}: the prompt is everything before the last assistant
+// message; from/value and human/gpt become role/content and user/assistant.
+TEST(Rows, MessagesAndShareGptRows) {
+  SourceRow r = parse(R"({"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "a"},
+                          {"from": "gpt", "value": "b"}, {"from": "human", "value": "c"}, {"from": "gpt", "value": "d"}],
+                          "label": "true"})");
+  EXPECT_EQ(r.format, RowFormat::Conversational);
+  EXPECT_TRUE(r.label);
+  EXPECT_EQ(r.prompt_messages, nlohmann::json::array({msg("system", "S"), msg("user", "a"), msg("assistant", "b"), msg("user", "c")}));
+  EXPECT_EQ(r.completion_messages, nlohmann::json::array({msg("assistant", "d")}));
+  SourceRow m = parse(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "label": 0})");
+  EXPECT_EQ(m.prompt_messages, nlohmann::json::array({msg("user", "a")}));
+  EXPECT_EQ(m.completion_messages, nlohmann::json::array({msg("assistant", "b")}));
+  EXPECT_FALSE(m.label);
+}
+
+TEST(Rows, PairedConversationalRows) {
+  // No prompt: the common leading messages; TRL's quirk: a list that is a prefix of the other
+  // leaves the prompt one message short.
+  SourceRow r = parse(R"({"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+      "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "And?"}]})");
+  EXPECT_EQ(r.shape, RowShape::Paired);
+  EXPECT_EQ(r.prompt_messages, nlohmann::json::array({msg("user", "Hi")}));
+  EXPECT_EQ(r.completion_messages, nlohmann::json::array({msg("assistant", "Hello")}));
+  EXPECT_EQ(r.rejected_messages, nlohmann::json::array({msg("assistant", "Hello"), msg("user", "And?")}));
+  SourceRow p = parse(R"({"prompt": [{"role": "user", "content": "Q"}], "chosen": [{"role": "assistant", "content": "A"}],
+                          "rejected": [{"role": "assistant", "content": "B"}]})");
+  const std::vector<SourceRow> rows = unpair_rows({p});
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(rows[0].label);
+  EXPECT_EQ(rows[0].completion_messages, nlohmann::json::array({msg("assistant", "A")}));
+  EXPECT_FALSE(rows[1].label);
+  EXPECT_EQ(rows[1].completion_messages, nlohmann::json::array({msg("assistant", "B")}));
+  EXPECT_EQ(rows[1].prompt_messages, nlohmann::json::array({msg("user", "Q")}));
+  EXPECT_EQ(rows[1].format, RowFormat::Conversational);
+}
+
+TEST(Rows, ConversationalRowErrorsNameFileAndLine) {
+  expect_row_error(R"({"messages": [{"role": "user", "content": "hi"}], "label": true})", ErrorKind::Format, "no assistant message");
+  expect_row_error(R"({"messages": [{"role": "assistant", "content": "hi"}], "label": true})", ErrorKind::Format,
+                   "prompt messages");
+  expect_row_error(R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                       {"role": "user", "content": "c"}], "label": true})", ErrorKind::Format, "after its last assistant message");
+  expect_row_error(R"({"conversations": [{"from": "bot", "value": "hi"}], "label": true})", ErrorKind::Format, "\"bot\"");
+  expect_row_error(R"({"prompt": [{"role": "user", "content": 5}], "completion": [{"role": "assistant", "content": "x"}], "label": true})",
+                   ErrorKind::Format, "`content` must be a string");
+  expect_row_error(R"({"prompt": [{"role": "user", "content": "x"}], "completion": "text", "label": true})", ErrorKind::Format,
+                   "`completion` must be a non-empty list of messages");
+  expect_row_error(R"({"prompt": [{"role": "user", "content": "x"}], "completion": [], "label": true})", ErrorKind::Format,
+                   "an empty list");
+  expect_row_error(R"({"prompt": [{"role": "user", "content": "x"}, {"content": "y"}], "completion": [{"role": "assistant", "content": "z"}],
+                       "label": true})", ErrorKind::Format, "no string `role`");
+  expect_row_error(R"({"prompt": [{"role": "user", "content": "x"}], "completion": [{"role": "assistant", "content": "z"}]})",
+                   ErrorKind::Format, "no `label`");
+  expect_row_error(R"({"chosen": [{"role": "user", "content": "a"}], "rejected": [{"role": "user", "content": "b"}]})",
+                   ErrorKind::Format, "no prompt is left");
+  // An assistant message that only calls tools needs no content.
+  EXPECT_NO_THROW(parse(R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": []}], "label": true})"));
 }
 
 TEST(Rows, InstructionRows) {

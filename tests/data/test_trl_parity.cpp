@@ -1,7 +1,9 @@
 // The data pipeline in trl_compat mode against what TRL v1.9's KTOTrainer itself produced
-// (tests/fixtures/data/trl_*.json, written by tools/reference/make_kto_data.py): the tokenised
-// train dataset in order, and the train dataloader's micro-batches (truncation, KL rotation,
-// labels), the boundary-mismatch count and the weight-imbalance advice.
+// (tests/fixtures/data/trl_*.json, written by tools/reference/make_kto_data.py; conversational
+// datasets rendered with the fixture models' chat templates in tests/fixtures/conv/trl_*.json,
+// by tools/reference/make_kto_conv_data.py): the tokenised train dataset in order, and the train
+// dataloader's micro-batches (truncation, KL rotation, labels), the boundary-mismatch count and
+// the weight-imbalance advice.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +11,7 @@
 
 #include "data/dataset.h"
 #include "test_util.h"
+#include "tokenizer/chat_template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/files.h"
 
@@ -22,16 +25,25 @@ struct Case {
   KtoDataset dataset;
 };
 
-Case load_case(const std::string& name) {
-  json expected = json_read_file(test::fixture("data/trl_" + name + ".json"));
-  const Tokenizer tok = Tokenizer::load(test::fixture(expected["tokenizer"].get<std::string>()));
+// tests/fixtures/<dir>/trl_<name>.json and its dataset; conversational cases render with the
+// chat template of their tokenizer's (model) directory, or the fixture template they name.
+Case load_case(const std::string& name, const std::string& dir = "data") {
+  json expected = json_read_file(test::fixture(dir + "/trl_" + name + ".json"));
+  const std::string tokenizer_dir = test::fixture(expected["tokenizer"].get<std::string>());
+  const Tokenizer tok = Tokenizer::load(tokenizer_dir);
   DataOptions o;
+  if (expected.contains("chat_template")) {
+    const std::string path = test::fixture(expected["chat_template"].get<std::string>());
+    o.chat_template = ChatTemplate::parse(file_read_text(path), path);
+  } else if (expected.value("conversational", false)) {
+    o.chat_template = chat_template_load(tokenizer_dir);
+  }
   o.truncation.max_length = expected["max_length"].get<int64_t>();
   o.trl_compat = TrlCompat::Yes;
   o.desirable_weight = expected["desirable_weight"].get<double>();
   o.undesirable_weight = expected["undesirable_weight"].get<double>();
   testing::internal::CaptureStderr();  // the expected warnings
-  KtoDataset ds = KtoDataset::load(test::fixture("data/" + expected["source"].get<std::string>()), tok, o);
+  KtoDataset ds = KtoDataset::load(test::fixture(dir + "/" + expected["source"].get<std::string>()), tok, o);
   testing::internal::GetCapturedStderr();
   return {std::move(expected), std::move(ds)};
 }
@@ -107,6 +119,26 @@ TEST_P(TrlParity, MatchesKtoTrainer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TrlParity, testing::Values("standard", "paired_prompt", "paired_noprompt"));
+
+// Conversational rows through the llama (Llama-3 style) and qwen2 (ChatML) fixture templates:
+// prompt/completion lists, paired lists with and without a prompt, and {messages} / ShareGPT
+// {conversations} rows (TRL ran on those converted to prompt/completion by the script), and a
+// template whose generation prompt is not the start of its assistant turn (mismatch_llama: TRL
+// warns on every row and trains on prompt_ids ++ completion_ids).
+class TrlConvParity : public testing::TestWithParam<std::string> {};
+
+TEST_P(TrlConvParity, MatchesKtoTrainer) {
+  const Case c = load_case(GetParam(), "conv");
+  expect_counts(c);
+  expect_train_dataset(c);
+  expect_batches(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TrlConvParity,
+                         testing::Values("prompt_completion_llama", "prompt_completion_qwen2", "paired_noprompt_llama",
+                                         "paired_noprompt_qwen2", "paired_prompt_llama", "paired_prompt_qwen2",
+                                         "messages_llama", "messages_qwen2", "conversations_llama",
+                                         "conversations_qwen2", "mismatch_llama"));
 
 // 1100 pairs: TRL unpairs them in blocks of 1000 (1000 chosen, 1000 rejected, 100, 100).
 TEST(TrlParity, PairedBlocksOfAThousand) {

@@ -102,3 +102,21 @@ TEST(TrainConfig, YamlSyntaxErrorHasLineAndColumn) {
 
 }  // namespace
 }  // namespace kto
+
+namespace kto {
+namespace {
+
+TEST(TrainConfig, TrlDatasetsListNamesTheDataset) {
+  std::string dir = test::temp_dir("cfg");
+  std::ofstream(dir + "/a.yaml") << "datasets:\n  - path: org/feedback\n    data_files: train.jsonl\n";
+  TrainConfig c;
+  train_config_load_yaml(c, dir + "/a.yaml");
+  EXPECT_EQ(c.dataset_name, "org/feedback/train.jsonl");
+  std::ofstream(dir + "/b.yaml") << "datasets:\n  - path: a.jsonl\n  - path: b.jsonl\n";
+  EXPECT_NE(error_of([&] { train_config_load_yaml(c, dir + "/b.yaml"); }).find("only one"), std::string::npos);
+  std::ofstream(dir + "/c.yaml") << "lora_target_modules:\n  - {name: q_proj}\n";
+  EXPECT_NE(error_of([&] { train_config_load_yaml(c, dir + "/c.yaml"); }).find("list of values"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kto

@@ -2,7 +2,8 @@
 // `chunk_rows` rows at a time so [T, V] logits never exist. Mirrors what TRL's KTO trainer does
 // with HF logits: log_softmax(lm_head(h)) gathered at the labels, in fp32, plus the per-row
 // metric statistics TRL logs (vocabulary-mean logit, predictive entropy). The backward is the
-// autograd of the same expression w.r.t. h, recomputing each chunk's logits.
+// autograd of the same expression w.r.t. h (and, for full fine-tuning, W), recomputing each
+// chunk's logits.
 #include <cblas.h>
 
 #include <algorithm>
@@ -32,6 +33,7 @@ float row_logsumexp(const float* logits, int64_t vocab) {
 struct RowStats {
   float* mean_logit;  // [N] or nullptr
   float* entropy;     // [N] or nullptr
+  int32_t* argmax;    // [N] or nullptr
 };
 
 // Vocabulary-mean logit and entropy H = lse - Σ p·logit of one row, in double.
@@ -43,6 +45,11 @@ void row_stats(const float* logits, int64_t vocab, float lse, const RowStats& st
   }
   if (stats.mean_logit) stats.mean_logit[index] = static_cast<float>(sum / static_cast<double>(vocab));
   if (stats.entropy) stats.entropy[index] = static_cast<float>(lse - expected);
+  if (stats.argmax) {
+    int64_t best = 0;
+    for (int64_t v = 1; v < vocab; ++v) best = logits[v] > logits[best] ? v : best;  // first of ties
+    stats.argmax[index] = static_cast<int32_t>(best);
+  }
 }
 
 void check_head(const Tensor& hidden, const Tensor& weight, const Tensor& rows, const Tensor& labels,
@@ -91,8 +98,10 @@ void logprob_head_forward_cpu(const LogprobHeadArgs& args, const LogprobHeadStat
   const Tensor& entropy = out_stats.entropy;
   if (cpu::present(mean_logit)) cpu::check_tensor(mean_logit, "logprob_head mean_logit", DType::F32, {n});
   if (cpu::present(entropy)) cpu::check_tensor(entropy, "logprob_head entropy", DType::F32, {n});
+  if (cpu::present(out_stats.argmax)) cpu::check_tensor(out_stats.argmax, "logprob_head argmax", DType::I32, {n});
   const RowStats stats{cpu::present(mean_logit) ? mean_logit.f32() : nullptr,
-                       cpu::present(entropy) ? entropy.f32() : nullptr};
+                       cpu::present(entropy) ? entropy.f32() : nullptr,
+                       cpu::present(out_stats.argmax) ? out_stats.argmax.as<int32_t>() : nullptr};
   const int32_t* rows = args.rows.as<int32_t>();
   const int32_t* labels = args.labels.as<int32_t>();
   float* gathered = args.workspace.f32();  // [chunk, D]
@@ -108,7 +117,7 @@ void logprob_head_forward_cpu(const LogprobHeadArgs& args, const LogprobHeadStat
       const float lse = row_logsumexp(row, vocab);
       out[begin + r] = row[labels[begin + r]] - lse;
       if (lse_out) lse_out[begin + r] = lse;
-      if (stats.mean_logit || stats.entropy) row_stats(row, vocab, lse, stats, begin + r);
+      if (stats.mean_logit || stats.entropy || stats.argmax) row_stats(row, vocab, lse, stats, begin + r);
     }
   }
 }
@@ -124,6 +133,8 @@ void logprob_head_backward_cpu(const LogprobHeadBackwardArgs& args) {
   cpu::check_tensor(args.d_hidden, "logprob_head d_hidden", DType::F32, {args.hidden.shape[0], dim});
   const bool saved_lse = cpu::present(args.logsumexp);
   if (saved_lse) cpu::check_tensor(args.logsumexp, "logprob_head logsumexp", DType::F32, {n});
+  const bool want_dw = cpu::present(args.d_weight);
+  if (want_dw) cpu::check_tensor(args.d_weight, "logprob_head d_weight", DType::F32, {vocab, dim});
   const int32_t* rows = args.rows.as<int32_t>();
   const int32_t* labels = args.labels.as<int32_t>();
   float* gathered = args.workspace.f32();  // [chunk, D], then d_gathered
@@ -138,6 +149,11 @@ void logprob_head_backward_cpu(const LogprobHeadBackwardArgs& args) {
       const float d = args.d_out.f32()[begin + r];
       for (int64_t v = 0; v < vocab; ++v) row[v] = -d * std::exp(row[v] - lse);
       row[labels[begin + r]] += d;
+    }
+    if (want_dw) {  // d_W += d_logitsᵀ · gathered, before gathered is overwritten
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(vocab), static_cast<blasint>(dim),
+                  static_cast<blasint>(m), 1.0f, logits, static_cast<blasint>(vocab), gathered,
+                  static_cast<blasint>(dim), 1.0f, args.d_weight.f32(), static_cast<blasint>(dim));
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(dim),
                 static_cast<blasint>(vocab), 1.0f, logits, static_cast<blasint>(vocab), args.weight.f32(),

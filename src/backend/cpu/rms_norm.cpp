@@ -1,7 +1,9 @@
 // RMSNorm forward and input-gradient backward in fp32; mirrors HF LlamaRMSNorm.forward
 // (x * rsqrt(mean(x^2) + eps) * w) and its autograd, also used per head for Qwen3's
-// q_norm / k_norm. The weight gradient is never needed (norms are frozen under LoRA).
+// q_norm / k_norm. The weight gradient (full fine-tuning only) is a separate op so that it can
+// run before an in-place input backward.
 #include <cmath>
+#include <vector>
 
 #include "backend/cpu/check.h"
 #include "backend/ops.h"
@@ -62,6 +64,33 @@ void rms_norm_backward_cpu(const RmsNormBackwardArgs& args) {
       const float value = a * gr[i] * w[i] - b * xr[i];
       dr[i] = accumulate ? dr[i] + value : value;
     }
+  }
+}
+
+// One thread per block of columns, each summing over all rows (deterministic, no reduction):
+// the per-row inverse RMS is computed once up front, in double as in the forward.
+void rms_norm_weight_backward_cpu(const RmsNormWeightBackwardArgs& args) {
+  const int64_t rows = args.x.shape[0];
+  const int64_t width = args.x.shape[1];
+  cpu::check_tensor(args.x, "rms_norm_weight_backward x", DType::F32, {rows, width});
+  cpu::check_tensor(args.d_out, "rms_norm_weight_backward d_out", DType::F32, {rows, width});
+  cpu::check_tensor(args.d_weight, "rms_norm_weight_backward d_weight", DType::F32, {width});
+  const float* x = args.x.f32();
+  const float* d_out = args.d_out.f32();
+  std::vector<float> inv(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum_sq = 0.0;
+    for (int64_t i = 0; i < width; ++i) sum_sq += static_cast<double>(x[r * width + i]) * x[r * width + i];
+    inv[static_cast<size_t>(r)] = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(width) + args.eps));
+  }
+  float* d_weight = args.d_weight.f32();
+#pragma omp parallel for schedule(static) if (rows * width >= cpu::kParallelMinWork)
+  for (int64_t i = 0; i < width; ++i) {
+    double sum = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      sum += static_cast<double>(d_out[r * width + i]) * (x[r * width + i] * inv[static_cast<size_t>(r)]);
+    }
+    d_weight[i] += static_cast<float>(sum);
   }
 }
 
