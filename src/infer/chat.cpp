@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "data/tokenize.h"
 #include "util/error.h"
 
 namespace kto {
 
 namespace {
-enum class GenerationPrompt { Omit, Add };
 
 nlohmann::json messages_json(const std::vector<ChatMessage>& messages) {
   nlohmann::json out = nlohmann::json::array();
@@ -19,18 +19,6 @@ nlohmann::json messages_json(const std::vector<ChatMessage>& messages) {
   return out;
 }
 
-// apply_chat_template passes the tokenizer's special_tokens_map, which leaves unset tokens out
-// (the template then sees them undefined, not None).
-nlohmann::json template_variables(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
-                                  GenerationPrompt generation_prompt) {
-  nlohmann::json vars = {{"messages", messages_json(messages)},
-                         {"add_generation_prompt", generation_prompt == GenerationPrompt::Add},
-                         {"tools", nullptr},
-                         {"documents", nullptr}};
-  if (!tokenizer.bos_token().empty()) vars["bos_token"] = tokenizer.bos_token();
-  if (!tokenizer.eos_token().empty()) vars["eos_token"] = tokenizer.eos_token();
-  return vars;
-}
 }  // namespace
 
 std::string chat_no_template_message(const std::string& model_dir) {
@@ -49,7 +37,7 @@ ChatTemplate chat_template_for_model(const std::string& model_dir) {
 
 std::string chat_render(const ChatTemplate& chat_template, const Tokenizer& tokenizer,
                         const std::vector<ChatMessage>& messages) {
-  return chat_template.render(template_variables(tokenizer, messages, GenerationPrompt::Add));
+  return chat_template_apply(chat_template, tokenizer, messages_json(messages), AddGenerationPrompt::Yes);
 }
 
 std::optional<int32_t> chat_end_of_turn_id(const ChatTemplate& chat_template, const Tokenizer& tokenizer) {
@@ -57,7 +45,7 @@ std::optional<int32_t> chat_end_of_turn_id(const ChatTemplate& chat_template, co
   const std::vector<ChatMessage> probe = {{"user", "kto-probe-question"}, {"assistant", reply}};
   std::string text;
   try {
-    text = chat_template.render(template_variables(tokenizer, probe, GenerationPrompt::Omit));
+    text = chat_template_apply(chat_template, tokenizer, messages_json(probe), AddGenerationPrompt::No);
   } catch (const Error&) {
     return std::nullopt;  // a template with stricter rules (a system message first, …): eos ids only
   }
