@@ -43,10 +43,22 @@ std::string temp_dir(const std::string& tag) {
   return buf.data();
 }
 
-CommandResult run_kto(const std::string& args) {
+namespace {
+// The suite's expectations are the CPU reference's: `device: auto` means the CPU here unless a
+// test (or the caller's environment) names a device. GPU tests pass device=cuda explicitly.
+// No test may reach the real Hub: by default the Hub endpoint is a closed local port (the Hub
+// tests point HF_ENDPOINT at their stand-in server).
+const bool g_test_environment = [] {
+  return setenv("KTO_DEVICE", "cpu", 0) == 0 && setenv("HF_ENDPOINT", "http://127.0.0.1:9", 0) == 0;
+}();
+}  // namespace
+
+CommandResult run_kto(const std::string& args) { return run_kto_env("", args); }
+
+CommandResult run_kto_env(const std::string& env, const std::string& args) {
   std::string dir = temp_dir("run");
   std::string out_path = dir + "/out", err_path = dir + "/err";
-  std::string cmd = std::string(KTO_BINARY) + " " + args + " >" + out_path + " 2>" + err_path;
+  std::string cmd = (env.empty() ? "" : env + " ") + std::string(KTO_BINARY) + " " + args + " >" + out_path + " 2>" + err_path;
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

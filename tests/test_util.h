@@ -16,5 +16,7 @@ struct CommandResult {
 };
 // Runs `kto <args>` (args are passed to /bin/sh, quote them yourself).
 CommandResult run_kto(const std::string& args);
+// The same with environment assignments first ("NAME=value ...", as a shell takes them).
+CommandResult run_kto_env(const std::string& env, const std::string& args);
 
 }  // namespace kto::test

@@ -12,6 +12,8 @@ packages=(
   libicu-dev           # tokenizer Unicode normalization (NFC)
   libopenblas-dev      # CPU matmul
   libgtest-dev         # tests
+  libcurl4-openssl-dev # the HF Hub client (kto pull / push)
+  libssl-dev           # sha256 / sha1 of Hub downloads and uploads (libcrypto)
 )
 
 missing=()

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "tensor/nf4.h"
 #include "tensor/tensor.h"
 
 namespace kto {
@@ -191,6 +192,8 @@ struct LoraLinearArgs {
   Tensor xa;            // [T, R] f32, written when lora_a is present
   Tensor out;           // [T, N] f32 (must not alias x)
   float scale = 1.0f;   // alpha / r, or alpha / sqrt(r) with rsLoRA
+  Nf4View weight_nf4{}; // optional: the frozen weight [N, K] in NF4 (bitsandbytes Linear4bit); then
+                        // `weight` is absent and W is dequantised a tile of rows at a time
 };
 void lora_linear_forward_cpu(const LoraLinearArgs& args);
 
@@ -211,6 +214,7 @@ struct LoraLinearBackwardArgs {
   Tensor d_lora_b;      // [N, R] f32, accumulated
   float scale = 1.0f;
   GradStore store = GradStore::Overwrite;
+  Nf4View weight_nf4{}; // optional: W in NF4 instead of `weight` (d_x dequantises it tile by tile)
 };
 void lora_linear_backward_cpu(const LoraLinearBackwardArgs& args);
 

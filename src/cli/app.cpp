@@ -24,7 +24,11 @@ int run(int argc, char** argv) {
   add_generate_verb(app);
   add_chat_verb(app);
   add_demo_verb(app);
+  add_export_verb(app);
   add_inspect_verb(app);
+  add_merge_verb(app);
+  add_pull_verb(app);
+  add_push_verb(app);
   add_tokenize_verb(app);
   add_score_verb(app);
   add_template_verb(app);

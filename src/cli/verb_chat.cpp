@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "cli/app.h"
+#include "export/hub_ensure.h"
 #include "cli/sampling_flags.h"
 #include "infer/chat.h"
 #include "util/error.h"
@@ -111,6 +112,7 @@ class InterruptibleInput {
 };
 
 struct ChatArgs {
+  std::string device = "auto";
   std::string model, adapter, system;
   SamplingFlags sampling;
 };
@@ -185,7 +187,9 @@ void print_header(const ChatArgs& args, const InferenceModel& loaded, const Chat
 }
 
 void run_chat(const ChatArgs& args, const CLI::App& cmd) {
-  const InferenceModel loaded = InferenceModel::load(args.model, args.adapter);
+  hub_ensure_local(args.model, HubNeed::Model);  // hub ids not in the cache are pulled first
+  hub_ensure_local(args.adapter, HubNeed::Adapter);
+  const InferenceModel loaded = InferenceModel::load(args.model, args.adapter, device_resolve(args.device));
   ChatSession session(loaded);
   session.set_system(args.system);
   const GenerateOptions options = sampling_flags_apply(args.sampling, cmd, loaded.generate_options());
@@ -216,6 +220,7 @@ void add_chat_verb(CLI::App& app) {
   auto* cmd = app.add_subcommand("chat", "Talk with a model through its chat template (interactive, or one turn per input line)");
   cmd->add_option("-m,--model", args->model, "Model directory or hub id (HF cache)")->required();
   cmd->add_option("-a,--adapter", args->adapter, "Apply this PEFT LoRA adapter (directory or hub id) without merging");
+  cmd->add_option("--device", args->device, "auto (the GPU when present), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("-s,--system", args->system, "System message for the conversation");
   sampling_flags_add(*cmd, args->sampling);
   cmd->callback([args, cmd] { run_chat(*args, *cmd); });

@@ -27,6 +27,7 @@ void add_demo_verb(CLI::App& app) {
   auto quick = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("demo", "The whole pipeline on a tiny model made on the spot: SFT, sampling, KTO, before/after");
   cmd->add_option("--output-dir", options->output_dir, "Where the model, data, adapter and reports go")->capture_default_str();
+  cmd->add_option("--device", options->device, "auto (the GPU when present), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--seed", options->seed, "Seed of the task, the model and the training runs")->capture_default_str();
   cmd->add_option("--threads", options->threads, "Compute threads (the tiny model runs fastest on one)")
       ->capture_default_str()

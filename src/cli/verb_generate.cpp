@@ -5,9 +5,11 @@
 #include <cstdio>
 
 #include "cli/app.h"
+#include "export/hub_ensure.h"
 #include "cli/sampling_flags.h"
 #include "infer/generate.h"
 #include "infer/inference_model.h"
+#include "model/device.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -15,13 +17,16 @@ namespace kto::cli {
 
 namespace {
 struct GenerateArgs {
+  std::string device = "auto";
   std::string model, adapter, prompt;
   SamplingFlags sampling;
   bool no_special = false;
 };
 
 void run_generate(const GenerateArgs& args, const CLI::App& cmd) {
-  const InferenceModel loaded = InferenceModel::load(args.model, args.adapter);
+  hub_ensure_local(args.model, HubNeed::Model);  // hub ids not in the cache are pulled first
+  hub_ensure_local(args.adapter, HubNeed::Adapter);
+  const InferenceModel loaded = InferenceModel::load(args.model, args.adapter, device_resolve(args.device));
   const GenerateOptions options = sampling_flags_apply(args.sampling, cmd, loaded.generate_options());
 
   std::vector<int32_t> prompt =
@@ -44,6 +49,7 @@ void add_generate_verb(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Continue a prompt with a model (streams the text)");
   cmd->add_option("-m,--model", args->model, "Model directory or hub id (HF cache)")->required();
   cmd->add_option("-a,--adapter", args->adapter, "Apply this PEFT LoRA adapter (directory or hub id) without merging");
+  cmd->add_option("--device", args->device, "auto (the GPU when present), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("-p,--prompt", args->prompt, "Prompt text")->required();
   sampling_flags_add(*cmd, args->sampling);
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS to the prompt");

@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/app.h"
+#include "export/hub_ensure.h"
 #include "formats/hf_cache.h"
 #include "formats/safetensors.h"
 #include "model/config.h"
+#include "model/device.h"
 #include "model/memory_plan.h"
 #include "util/error.h"
 
@@ -109,9 +111,16 @@ void print_text(const std::string& dir, const ModelConfig& c, const WeightSummar
     }
     std::printf("\n");
   }
+  std::printf("\ndevices\n");
+  const std::vector<std::string> gpus = device_gpu_lines();
+  if (gpus.empty()) {
+    std::printf("  cpu (fp32)%s\n", device_cuda_built() ? "; no CUDA GPU visible" : "; this build has no CUDA backend");
+  }
+  for (const std::string& line : gpus) std::printf("  %s\n", line.c_str());
 }
 
 void run_inspect(const InspectArgs& args) {
+  hub_ensure_local(args.model, HubNeed::Model);  // a hub id not in the cache is pulled first
   const std::string dir = hf_resolve_model(args.model);
   const ModelConfig config = model_config_load(dir);
   const WeightSummary weights = summarize_weights(dir);
@@ -130,7 +139,9 @@ void run_inspect(const InspectArgs& args) {
                         {"params_by_dtype", weights.params_by_dtype},
                         {"lora_rank", args.lora_rank},
                         {"lora_params", lora_param_count(config, args.lora_rank)},
-                        {"training_memory", memory_table(config, args.lora_rank)}};
+                        {"training_memory", memory_table(config, args.lora_rank)},
+                        {"cuda_built", device_cuda_built()},
+                        {"gpus", device_gpu_lines()}};
   std::printf("%s\n", out.dump(2).c_str());
 }
 }  // namespace

@@ -10,7 +10,9 @@
 #include "data/conversation.h"
 #include "data/jsonl.h"
 #include "data/tokenize.h"
+#include "export/hub_ensure.h"
 #include "formats/hf_cache.h"
+#include "model/device.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -20,6 +22,7 @@ namespace kto::cli {
 
 namespace {
 struct ScoreArgs {
+  std::string device = "auto";
   std::string model, data, output, adapter;
   int64_t batch_tokens = 4096;
 };
@@ -74,9 +77,11 @@ std::optional<TokenizedRow> tokenize_row(const DataRow& row, const Tokenizer& to
 }
 
 void run_score(const ScoreArgs& args) {
+  hub_ensure_local(args.model, HubNeed::Model);  // hub ids not in the cache are pulled first
+  hub_ensure_local(args.adapter, HubNeed::Adapter);
   const std::string dir = hf_resolve_model(args.model);
   Tokenizer tokenizer = Tokenizer::load(dir);
-  Model model = Model::load(dir);
+  Model model = Model::load(dir, device_resolve(args.device));
   const std::optional<ChatTemplate> chat_template = chat_template_find(dir);
   std::optional<LoraAdapter> adapter;
   if (!args.adapter.empty()) adapter = lora_load_peft(hf_resolve_model(args.adapter), model.config());
@@ -124,6 +129,7 @@ void add_score_verb(CLI::App& app) {
                   "Rows with `prompt` and `completion` (strings, or message lists rendered with the model's chat "
                   "template), or `messages` / `conversations` (JSONL or JSON array)")->required();
   cmd->add_option("-a,--adapter", args->adapter, "Apply this PEFT LoRA adapter (directory or hub id) without merging");
+  cmd->add_option("--device", args->device, "auto (the GPU when present), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("-o,--output", args->output, "Write the JSONL here instead of stdout");
   cmd->add_option("--batch-tokens", args->batch_tokens, "Tokens packed into one forward pass")->check(CLI::PositiveNumber);
   cmd->callback([args] { run_score(*args); });

@@ -16,8 +16,10 @@
 #include "data/dataset.h"
 #include "data/stats.h"
 #include "data/truncation.h"
+#include "export/hub_ensure.h"
 #include "formats/hf_cache.h"
 #include "model/memory_plan.h"
+#include "model/device.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -69,10 +71,15 @@ std::string duration_text(double seconds) {
   return s >= 3600 ? str_cat(s / 3600, "h", (s % 3600) / 60, "m") : s >= 60 ? str_cat(s / 60, "m", s % 60, "s") : str_cat(s, "s");
 }
 
+std::string device_text(const Model& model) {
+  if (model.device().kind == DeviceKind::Cpu) return str_cat("CPU (fp32), ", std::thread::hardware_concurrency(), " threads");
+  return model.device_description();
+}
+
 void print_banner(const TrainConfig& c, const Model& model, const LoraAdapter& adapter, const KtoDatasets& data, const Trainer& t) {
   const ModelConfig& mc = model.config();
-  std::fprintf(stderr, "kto train · %s (%s, %lld layers, hidden %lld) on CPU, %u threads\n", model.dir().c_str(),
-               mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, std::thread::hardware_concurrency());
+  std::fprintf(stderr, "kto train · %s (%s, %lld layers, hidden %lld) on %s\n", model.dir().c_str(),
+               mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, device_text(model).c_str());
   std::fprintf(stderr, "  trainable %lld / total %lld parameters (%.3f%%) · LoRA r=%lld alpha=%g%s\n", (long long)adapter.n_params(),
                (long long)mc.n_params(), 100.0 * static_cast<double>(adapter.n_params()) / static_cast<double>(mc.n_params()),
                (long long)c.lora_r, c.lora_alpha, c.use_rslora ? " (rsLoRA)" : "");
@@ -98,8 +105,8 @@ void print_dry_run(const TrainConfig& c, const Model& model, const KtoDatasets& 
 
 void print_sft_banner(const TrainConfig& c, const Model& model, const SftDatasets& data, const Trainer& t) {
   const ModelConfig& mc = model.config();
-  std::fprintf(stderr, "kto train · sft · %s (%s, %lld layers, hidden %lld) on CPU, %u threads\n", model.dir().c_str(),
-               mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, std::thread::hardware_concurrency());
+  std::fprintf(stderr, "kto train · sft · %s (%s, %lld layers, hidden %lld) on %s\n", model.dir().c_str(),
+               mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, device_text(model).c_str());
   std::fprintf(stderr, "  trainable %lld / total %lld parameters (%s) · %lld examples%s\n", (long long)t.n_trainable(),
                (long long)mc.n_params(), t.full_finetuning() ? "full fine-tuning" : str_cat("LoRA r=", c.lora_r).c_str(),
                (long long)data.train.size(), data.eval ? str_cat(" · eval ", data.eval->size()).c_str() : "");
@@ -120,6 +127,21 @@ void print_sft_dry_run(const TrainConfig& c, const SftDatasets& data) {
 
 void run_trainer(const TrainConfig& c, Trainer& trainer);
 
+// load_in_4bit: the base's projections to NF4 (a "-bnb-4bit" checkpoint is NF4 already), then
+// the model goes back to its device with them; the paged optimizers' note.
+void apply_qlora_settings(const TrainConfig& c, Model& model) {
+  if (c.load_in_4bit && !weights_have_nf4(model.weights())) {
+    weights_quantize_nf4(model.mutable_weights(), train_config_nf4(c, model.config().torch_dtype));
+    model.to_device(model.device());
+    log_info("load_in_4bit: projections quantised to NF4 (bitsandbytes blocksize 64",
+             c.bnb_4bit_use_double_quant ? ", double quantisation)" : ")");
+  }
+  if (c.optim.rfind("paged_", 0) == 0 && model.device().kind == DeviceKind::Cpu) {
+    log_info("optim ", c.optim, ": paging optimizer states only matters on a GPU; on the CPU it is ",
+             c.optim == "paged_adamw_8bit" ? "adamw_8bit" : "adamw_torch");
+  }
+}
+
 void run_train(const TrainArgs& args) {
   TrainConfig c;
   train_config_load_yaml(c, args.config_path);
@@ -128,9 +150,14 @@ void run_train(const TrainArgs& args) {
   if (c.model_name_or_path.empty()) fail(ErrorKind::InvalidArgument, args.config_path, ": set model_name_or_path");
   if (c.dataset_name.empty()) fail(ErrorKind::InvalidArgument, args.config_path, ": set dataset_name (a .jsonl/.json file or folder)");
 
+  hub_ensure_local(c.model_name_or_path, HubNeed::Model);  // hub ids not in the cache are pulled first
+  hub_ensure_local(c.adapter_name_or_path, HubNeed::Adapter);
+  hub_ensure_local(c.dataset_name, HubNeed::Dataset);
+  hub_ensure_local(c.eval_dataset, HubNeed::Dataset);
   const std::string dir = hf_resolve_model(c.model_name_or_path);
   Tokenizer tokenizer = Tokenizer::load(dir);
-  Model model = Model::load(dir);
+  Model model = Model::load(dir, device_resolve(c.device));
+  apply_qlora_settings(c, model);
   const std::string eval_path = c.eval_dataset.empty() ? "" : hf_resolve_dataset(c.eval_dataset);
   if (c.objective == "sft") {
     SftDatasets sft = load_sft_datasets(hf_resolve_dataset(c.dataset_name), eval_path, c.eval_split, tokenizer, train_sft_options(c));

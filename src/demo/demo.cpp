@@ -23,6 +23,7 @@ namespace kto {
 namespace {
 
 struct DemoPlan {
+  std::string device = "auto";  // where the stages run (model/device.h)
   TinyLlamaShape shape;
   int digits = 3;
   double noise = 0.4;  // share of SFT answers that forget their carries
@@ -83,6 +84,7 @@ TrainConfig sft_config(const DemoPlan& plan, const Paths& p, uint64_t seed) {
   c.learning_rate = plan.sft_lr, c.lr_scheduler_type = "cosine", c.warmup_ratio = 0.05;
   c.per_device_train_batch_size = plan.sft_batch, c.num_train_epochs = plan.sft_epochs, c.max_length = 32;
   c.logging_steps = 25, c.save_steps = 1000000, c.save_total_limit = 1, c.seed = static_cast<int64_t>(seed);
+  c.device = plan.device;
   return c;
 }
 
@@ -93,6 +95,7 @@ TrainConfig kto_config(const DemoPlan& plan, const Paths& p, uint64_t seed) {
   c.per_device_train_batch_size = plan.kto_batch, c.per_device_eval_batch_size = 32, c.num_train_epochs = plan.kto_epochs;
   c.max_length = 32, c.logging_steps = 10, c.save_steps = 1000000, c.save_total_limit = 1, c.eval_steps = 1000000;
   c.lora_r = plan.lora_r, c.lora_alpha = static_cast<double>(2 * plan.lora_r), c.seed = static_cast<int64_t>(seed);
+  c.device = plan.device;
   return c;
 }
 
@@ -169,12 +172,17 @@ void stage_kto(const DemoPlan& plan, const Paths& p, uint64_t seed, DemoResult& 
 
 DemoResult demo_run(const DemoOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  const DemoPlan plan = plan_for(options.scale);
+  DemoPlan plan = plan_for(options.scale);
+  plan.device = options.device;
+  const DeviceChoice device = device_resolve(plan.device);
   const Paths p = paths_for(options.output_dir);
   DemoResult r;
   cpu_set_num_threads(options.threads);
-  std::fprintf(stderr, "kto demo · SFT, then KTO, of a tiny Llama on %d-digit additions, on this CPU (%d of %u threads) · output: %s\n",
-               plan.digits, options.threads, std::thread::hardware_concurrency(), p.root.c_str());
+  const std::string where = device.kind == DeviceKind::Cpu
+                                ? str_cat("this CPU (", options.threads, " of ", std::thread::hardware_concurrency(), " threads)")
+                                : device_name(device) + " (bf16)";
+  std::fprintf(stderr, "kto demo · SFT, then KTO, of a tiny Llama on %d-digit additions, on %s · output: %s\n", plan.digits,
+               where.c_str(), p.root.c_str());
   clear_previous(p);
   ArithmeticTask task(plan.digits, options.seed);
   const std::vector<Problem> eval_q = task.draw(plan.eval_questions);
@@ -182,7 +190,7 @@ DemoResult demo_run(const DemoOptions& options) {
   stage_sft(plan, p, options.seed, task, sft_q, r);
 
   const Tokenizer tokenizer = Tokenizer::load(p.sft);
-  const Model model = Model::load(p.sft);
+  const Model model = Model::load(p.sft, device);
   const Answering sft_who{&model, &tokenizer, nullptr, task.max_answer_chars()};
   std::vector<Problem> seen = eval_q;
   seen.insert(seen.end(), sft_q.begin(), sft_q.end());

@@ -25,6 +25,7 @@ struct DemoOptions {
   uint64_t seed = 1;
   DemoScale scale = DemoScale::Full;
   int threads = 1;  // compute threads; the tiny model's matrices gain nothing from more
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N (model/device.h)
 };
 
 struct DemoSample {

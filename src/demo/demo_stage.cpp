@@ -41,7 +41,7 @@ StageOutcome demo_train_stage(const TrainConfig& c, const std::string& yaml_path
   train_config_validate(c);
   const std::string dir = hf_resolve_model(c.model_name_or_path);
   const Tokenizer tokenizer = Tokenizer::load(dir);
-  Model model = Model::load(dir);
+  Model model = Model::load(dir, device_resolve(c.device));
   std::optional<SftDatasets> sft;
   std::optional<KtoDatasets> kto;
   std::unique_ptr<Trainer> trainer;

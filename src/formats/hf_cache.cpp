@@ -92,10 +92,9 @@ std::string resolve_repo(const std::string& name_or_path, const std::string& kin
 
   fail(ErrorKind::NotFound, kind, " '", s, "' is not a local path and is not in the Hugging Face cache (looked for ",
        file_exists(ref) ? snapshot : ref, ", cache root ", cache,
-       " from HF_HUB_CACHE / HF_HOME / XDG_CACHE_HOME); downloading is not supported yet: download it with "
-       "`huggingface-cli download ",
+       " from HF_HUB_CACHE / HF_HOME / XDG_CACHE_HOME); download it with `kto pull ",
        kind == "dataset" ? "--repo-type dataset " : "", id, revision == "main" ? "" : " --revision " + revision,
-       "` or pass a local path");
+       "` (or `huggingface-cli download`; HF_HUB_OFFLINE must be unset), or pass a local path");
 }
 }  // namespace
 

@@ -1,6 +1,6 @@
 // Finding a model on disk: a local directory, or a hub id already downloaded into the Hugging Face
 // cache (huggingface_hub `constants.py` for the cache root, `file_download.py` for the
-// models--ORG--NAME/{refs,snapshots} layout). Downloading is not supported yet.
+// models--ORG--NAME/{refs,snapshots} layout). Downloads: export/hub_pull.h (kto pull).
 #pragma once
 
 #include <string>

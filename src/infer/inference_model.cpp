@@ -6,9 +6,9 @@
 
 namespace kto {
 
-InferenceModel InferenceModel::load(const std::string& name_or_path, const std::string& adapter) {
+InferenceModel InferenceModel::load(const std::string& name_or_path, const std::string& adapter, DeviceChoice device) {
   const std::string dir = hf_resolve_model(name_or_path);
-  InferenceModel loaded{dir, Model::load(dir), Tokenizer::load(dir), generation_config_load(dir), std::nullopt};
+  InferenceModel loaded{dir, Model::load(dir, device), Tokenizer::load(dir), generation_config_load(dir), std::nullopt};
   if (!adapter.empty()) {
     std::string adapter_dir;
     try {

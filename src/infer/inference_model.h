@@ -25,9 +25,10 @@ struct InferenceModel {
   GenerationConfig generation;
   std::optional<LoraAdapter> adapter;
 
-  // A local directory or a hub id in the HF cache; `adapter` likewise ("" = none). Throws
-  // kto::Error (NotFound, Format, Unsupported) as Model::load and lora_load_peft do.
-  static InferenceModel load(const std::string& name_or_path, const std::string& adapter = "");
+  // A local directory or a hub id in the HF cache; `adapter` likewise ("" = none); the model
+  // runs on `device`. Throws kto::Error (NotFound, Format, Unsupported, Cuda) as Model::load and
+  // lora_load_peft do.
+  static InferenceModel load(const std::string& name_or_path, const std::string& adapter = "", DeviceChoice device = {});
 
   const LoraAdapter* lora() const { return adapter ? &*adapter : nullptr; }
   SamplingOptions default_sampling() const;  // generation_config.json's do_sample/temperature/top_k/top_p

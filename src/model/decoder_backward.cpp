@@ -49,7 +49,9 @@ std::pair<HostTensor*, HostTensor*> module_grads(LayerWeights& g, LoraModule mod
 // fine-tuning, the weight and bias gradients accumulate.
 void project_backward(const LayerBackward& ctx, LoraModule module, const HostTensor& x, const HostTensor& weight,
                       const HostTensor& d_out, const Tensor& d_x, GradStore store) {
+  const Nf4Tensor& nf4 = ctx.decoder->weights->layers[static_cast<size_t>(ctx.layer)].nf4[static_cast<size_t>(module)];
   if (ctx.grads) {
+    KTO_ASSERT(nf4.empty(), "full fine-tuning of an NF4 projection (", lora_module_path(ctx.layer, module), ")");
     auto [d_weight, d_bias] = module_grads(*ctx.grads, module);
     linear_backward_cpu({x.view(), weight.view(), d_out.view(), d_x, d_weight->view(), view_or_empty(*d_bias), store});
     return;
@@ -60,7 +62,8 @@ void project_backward(const LayerBackward& ctx, LoraModule module, const HostTen
              ": adapter differs from the one the forward ran with");
   lora_linear_backward_cpu({x.view(), weight.view(), view_or_empty(lora.a), view_or_empty(lora.b),
                             view_or_empty(keep.dropout_mask), view_or_empty(keep.xa), d_out.view(), d_x,
-                            view_or_empty(lora.d_a), view_or_empty(lora.d_b), ctx.adapter->scale(), store});
+                            view_or_empty(lora.d_a), view_or_empty(lora.d_b), ctx.adapter->scale(), store,
+                            nf4.empty() ? Nf4View{} : nf4.view()});
 }
 
 // MLP of one layer: d_h is ∂/∂(residual after the layer); adds the path through

@@ -49,17 +49,27 @@ struct LayerContext {
   uint64_t dropout_seed;
 };
 
+static_assert(kProjectionCount == static_cast<size_t>(kLoraModuleCount), "LayerWeights::nf4 is indexed by LoraModule");
+
 // y = x · Wᵀ (+ b) (+ the LoRA path of `module` when the adapter wraps it): [T, K] → [T, N].
+// W is the dense weight, or the layer's NF4 form of it (dequantised tile by tile by the op).
 // Dropout masks exist only in the training forward.
 HostTensor project(const LayerContext& ctx, LoraModule module, const HostTensor& x, const HostTensor& weight,
                    const HostTensor& bias) {
   const int64_t n_tokens = x.shape()[0];
-  HostTensor out(DType::F32, Shape{n_tokens, weight.shape()[0]});
+  const Nf4Tensor& nf4 = ctx.decoder->weights->layers[static_cast<size_t>(ctx.layer)].nf4[static_cast<size_t>(module)];
+  const Nf4View nf4_view = nf4.empty() ? Nf4View{} : nf4.view();
+  HostTensor out(DType::F32, Shape{n_tokens, nf4.empty() ? weight.shape()[0] : nf4.rows});
   const Tensor bias_view = bias.empty() ? Tensor{} : bias.view();
   const LoraAdapter* adapter = ctx.decoder->lora;
   const LoraWeights* lora = adapter ? adapter->find(ctx.layer, module) : nullptr;
-  if (!lora) {
+  if (!lora && nf4.empty()) {
     linear_forward_cpu({x.view(), weight.view(), bias_view, out.view()});
+    return out;
+  }
+  if (!lora) {
+    lora_linear_forward_cpu({x.view(), Tensor{}, bias_view, Tensor{}, Tensor{}, Tensor{}, Tensor{}, out.view(), 1.0f,
+                             nf4_view});
     return out;
   }
   LoraSaved local;
@@ -73,7 +83,7 @@ HostTensor project(const LayerContext& ctx, LoraModule module, const HostTensor&
   }
   lora_linear_forward_cpu({x.view(), weight.view(), bias_view, lora->a.view(), lora->b.view(),
                            keep.dropout_mask.empty() ? Tensor{} : keep.dropout_mask.view(), keep.xa.view(),
-                           out.view(), adapter->scale()});
+                           out.view(), adapter->scale(), nf4_view});
   return out;
 }
 

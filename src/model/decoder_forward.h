@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
@@ -18,12 +19,16 @@
 
 namespace kto {
 
-// Keys and values of one sequence's past tokens, per layer (after k-norm and RoPE).
+struct DeviceKvCache;  // an accelerator's cache (model/gpu/gpu_model.h)
+
+// Keys and values of one sequence's past tokens, per layer (after k-norm and RoPE): on the host
+// (k, v) for the CPU reference, on the device (`device`) for a model on an accelerator.
 struct KvCache {
   int64_t capacity = 0;  // tokens it can hold
   int64_t n_tokens = 0;  // tokens held so far (the next token's position)
   std::vector<HostTensor> k;  // L × [capacity, Hkv*Dh] f32
   std::vector<HostTensor> v;  // L × [capacity, Hkv*Dh] f32
+  std::shared_ptr<DeviceKvCache> device;
 };
 
 KvCache kv_cache_new(const ModelConfig& config, int64_t capacity);

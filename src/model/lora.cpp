@@ -4,6 +4,7 @@
 #include "model/lora.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <set>
@@ -84,6 +85,11 @@ double LoraConfig::scale() const {
 const LoraWeights* LoraAdapter::find(int64_t layer, LoraModule module) const {
   const LoraWeights& w = layers[static_cast<size_t>(layer)][module];
   return w.enabled() ? &w : nullptr;
+}
+
+void LoraAdapter::touch() {
+  static std::atomic<uint64_t> next{1};
+  version = next.fetch_add(1);
 }
 
 void LoraAdapter::zero_grad() {
@@ -176,6 +182,7 @@ LoraAdapter lora_init(const ModelConfig& model, const LoraConfig& config, uint64
       for (int64_t i = 0; i < w.a.numel(); ++i) a[i] = static_cast<float>((2.0 * uniform01(rng) - 1.0) * bound);
     }
   }
+  adapter.touch();
   return adapter;
 }
 

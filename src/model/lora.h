@@ -57,6 +57,11 @@ struct LoraLayer {
 struct LoraAdapter {
   LoraConfig config;
   std::vector<LoraLayer> layers;  // [L]
+  // Names the current values of every A and B for device mirrors (model/gpu/), which re-upload
+  // when it changes: touch() after changing them (lora_init, lora_load_peft and the trainer's
+  // updates do). 0 = unknown: a mirror then uploads on every use.
+  uint64_t version = 0;
+  void touch();  // a new process-wide unique version
 
   float scale() const { return static_cast<float>(config.scale()); }
   // The module's weights, or nullptr when it is not targeted.

@@ -158,6 +158,7 @@ LoraAdapter lora_load_peft(const std::string& dir, const ModelConfig& model) {
          " is not a lora_A/lora_B of a module adapter_config.json targets (", by_name.size(),
          " such tensors); kto loads plain LoRA on the attention and MLP projections only");
   }
+  adapter.touch();
   return adapter;
 }
 

@@ -4,17 +4,40 @@
 #include "model/model.h"
 
 #include "backend/ops.h"
+#include "model/accelerator.h"
 #include "formats/hf_cache.h"
 #include "formats/safetensors.h"
 
 namespace kto {
 
-Model Model::load(const std::string& name_or_path) {
+Model Model::load(const std::string& name_or_path, DeviceChoice device) {
   const std::string dir = hf_resolve_model(name_or_path);
   ModelConfig config = model_config_load(dir);
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open_dir(dir);
   Weights weights = weights_load(config, checkpoint);
-  return from_parts(std::move(config), std::move(weights), dir);
+  Model model = from_parts(std::move(config), std::move(weights), dir);
+  model.to_device(device);
+  return model;
+}
+
+void Model::to_device(DeviceChoice device) {
+  accel_.reset();
+  device_ = {};
+  if (device.kind == DeviceKind::Cuda) {
+    accel_ = accelerator_create_cuda(config_, weights_, inv_freq_, device.index);
+    accel_->set_head_chunk_rows(head_chunk_rows_);
+  }
+  device_ = device;
+}
+
+void Model::weights_updated() {
+  if (accel_) accel_->weights_updated(weights_);
+}
+
+std::string Model::device_description() const { return accel_ ? accel_->describe() : "cpu (fp32)"; }
+
+void Model::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) const {
+  if (accel_) accel_->reserve(n_tokens, n_head_rows, adapter);
 }
 
 Model Model::from_parts(ModelConfig config, Weights weights, std::string dir) {
@@ -35,14 +58,20 @@ Model Model::from_parts(ModelConfig config, Weights weights, std::string dir) {
 void Model::set_head_chunk_rows(int64_t rows) {
   if (rows < 1) fail(ErrorKind::InvalidArgument, "head chunk rows must be at least 1, got ", rows);
   head_chunk_rows_ = rows;
+  if (accel_) accel_->set_head_chunk_rows(rows);
 }
 
 HostTensor Model::forward_hidden(const PackedBatch& batch) const {
   packed_batch_validate(batch, config_.vocab_size);
+  if (accel_) return accel_->hidden(batch);
   return decoder_forward(decoder(), batch, nullptr);
 }
 
 HostTensor Model::forward_logits(const PackedBatch& batch) const {
+  if (accel_) {
+    packed_batch_validate(batch, config_.vocab_size);
+    return accel_->logits(batch);
+  }
   const HostTensor hidden = forward_hidden(batch);  // [T, D]
   HostTensor logits(DType::F32, Shape{batch.n_tokens(), config_.vocab_size});
   linear_forward_cpu({hidden.view(), weights_.head(), Tensor{}, logits.view()});
@@ -76,6 +105,7 @@ std::vector<double> Model::sequence_logprobs(const PackedBatch& batch, std::span
   const CompletionRows head_rows = completion_rows(batch, n_prompt);
   std::vector<double> sums(static_cast<size_t>(batch.n_sequences()), 0.0);
   if (head_rows.rows.empty()) return sums;
+  if (accel_) return sequence_scores(batch, n_prompt, nullptr).logps;
   const HostTensor hidden = forward_hidden(batch);  // [T, D]
   const int64_t n = static_cast<int64_t>(head_rows.rows.size());
   HostTensor out(DType::F32, Shape{n});
@@ -92,6 +122,12 @@ std::vector<double> Model::sequence_logprobs(const PackedBatch& batch, std::span
 
 KvCache Model::new_cache(int64_t max_tokens) const {
   if (max_tokens < 1) fail(ErrorKind::InvalidArgument, "kv cache size must be at least 1 token, got ", max_tokens);
+  if (accel_) {
+    KvCache cache;
+    cache.capacity = max_tokens;
+    accel_->new_cache(cache, max_tokens);
+    return cache;
+  }
   return kv_cache_new(config_, max_tokens);
 }
 
@@ -111,6 +147,13 @@ HostTensor Model::decode(KvCache& cache, std::span<const int32_t> new_tokens, co
   for (int64_t i = 0; i < n; ++i) batch.positions.push_back(static_cast<int32_t>(cache.n_tokens + i));
   batch.seq_starts = {0, static_cast<int32_t>(n)};
   packed_batch_validate(batch, config_.vocab_size);
+  if (accel_) {
+    if (!cache.device) fail(ErrorKind::InvalidArgument, "decode: this cache was made for the CPU; make it with this model's new_cache");
+    HostTensor logits = accel_->decode(cache, batch, adapter);
+    cache.n_tokens += n;
+    return logits;
+  }
+  if (cache.device) fail(ErrorKind::InvalidArgument, "decode: this cache lives on a GPU; the model runs on the CPU");
   const HostTensor hidden = decoder_forward(decoder(adapter), batch, &cache);  // [n, D]
   const Tensor last{hidden.f32() + (n - 1) * config_.hidden_size, DType::F32, Shape{1, config_.hidden_size}};
   HostTensor logits(DType::F32, Shape{config_.vocab_size});

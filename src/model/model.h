@@ -7,18 +7,23 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "model/config.h"
 #include "model/decoder_forward.h"
+#include "model/device.h"
 #include "model/lora.h"
 #include "model/packed_batch.h"
 #include "model/weights.h"
 #include "tensor/tensor.h"
 
 namespace kto {
+
+class ModelAccelerator;   // model/accelerator.h
+struct DevicePassState;   // an accelerator's handle on a training forward's kept activations
 
 // The head rows that score a batch's completions: token t of sequence s (t >= n_prompt[s]) is
 // predicted from hidden row t - 1. InvalidArgument unless 1 <= n_prompt[s] <= len(s).
@@ -42,6 +47,11 @@ struct SequenceScores {
                                         //     logits (TRL SFT's mean_token_accuracy numerator)
 };
 
+// Sums per-row head outputs [N] into per-sequence scores, in row order and in double (shared by
+// the CPU and accelerator paths so that both sum alike). Null arrays leave their sums at 0.
+SequenceScores sequence_scores_from_rows(const CompletionRows& rows, int64_t n_seqs, const float* logp,
+                                         const float* mean_logit, const float* entropy, const int32_t* argmax);
+
 // A policy forward kept for its backward: the batch, the scores and what the backward reads.
 struct TrainPass {
   PackedBatch batch;
@@ -50,19 +60,31 @@ struct TrainPass {
   DecoderSaved saved;
   HostTensor logsumexp;  // [N] f32 per head row
   const LoraAdapter* adapter = nullptr;
+  std::shared_ptr<DevicePassState> device;  // set when the forward ran on an accelerator
 };
 
 class Model {
  public:
   // A local HF model directory or a hub id in the HF cache (formats/hf_cache.h); reads
-  // config.json and every safetensors tensor. Throws kto::Error (NotFound, Format, Unsupported).
-  static Model load(const std::string& name_or_path);
+  // config.json and every safetensors tensor, then moves to `device`. Throws kto::Error
+  // (NotFound, Format, Unsupported; Cuda / OutOfMemory from the GPU).
+  static Model load(const std::string& name_or_path, DeviceChoice device = {});
   // From parts already in memory (tests, merged weights).
   static Model from_parts(ModelConfig config, Weights weights, std::string dir = "");
 
   const ModelConfig& config() const { return config_; }
   const Weights& weights() const { return weights_; }
   const std::string& dir() const { return dir_; }  // the resolved directory ("" when from parts)
+
+  // Where the passes below run. On a GPU the weights live there as bf16 (DESIGN.md §4) and every
+  // pass but full fine-tuning runs there; the host weights stay for saving and merging. A GPU
+  // model serves one thread at a time (its calls are serialised).
+  void to_device(DeviceChoice device);
+  DeviceChoice device() const { return device_; }
+  std::string device_description() const;  // "cpu (fp32)" or the GPU's line
+  // Plans device memory for passes of up to n_tokens tokens and n_head_rows scored completion
+  // tokens (with training activations for `adapter` when given); nothing on the CPU.
+  void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) const;
 
   // Rows of the chunked log-prob head computed at once (memory: rows × V floats).
   void set_head_chunk_rows(int64_t rows);
@@ -96,8 +118,10 @@ class Model {
   // norms, the embedding and the head (into grads.embed when the head is tied).
   TrainPass forward_train_full(const PackedBatch& batch, std::span<const int32_t> n_prompt) const;
   void backward_train_full(const TrainPass& pass, std::span<const double> d_logps, Weights& grads) const;
-  // The weights full fine-tuning updates in place (no other pass may run meanwhile).
+  // The weights full fine-tuning updates in place (no other pass may run meanwhile); call
+  // weights_updated() after changing them (a GPU copy re-reads them).
   Weights& mutable_weights() { return weights_; }
+  void weights_updated();
 
   // Incremental decoding of one sequence. decode appends new_tokens (≥ 1) to the cache and
   // returns the logits [V] f32 after the last of them. InvalidArgument when the cache is full.
@@ -123,6 +147,8 @@ class Model {
   HostTensor inv_freq_;  // [Dh/2] f32
   std::string dir_;
   int64_t head_chunk_rows_ = 256;
+  DeviceChoice device_;
+  std::shared_ptr<ModelAccelerator> accel_;  // null on the CPU
 };
 
 }  // namespace kto

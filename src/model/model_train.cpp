@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "model/accelerator.h"
 #include "model/decoder_backward.h"
 #include "model/model.h"
 
@@ -18,15 +19,28 @@ Tensor index_view(const std::vector<int32_t>& v) {
 
 }  // namespace
 
-SequenceScores Model::score_rows(const HostTensor& hidden, const CompletionRows& rows, int64_t n_seqs,
-                                 HostTensor* logsumexp) const {
+SequenceScores sequence_scores_from_rows(const CompletionRows& rows, int64_t n_seqs, const float* logp,
+                                         const float* mean_logit, const float* entropy, const int32_t* argmax) {
   SequenceScores scores;
   const size_t s_count = static_cast<size_t>(n_seqs);
   scores.logps.assign(s_count, 0.0), scores.mean_logit_sums.assign(s_count, 0.0);
   scores.entropy_sums.assign(s_count, 0.0), scores.n_tokens.assign(s_count, 0), scores.n_correct.assign(s_count, 0);
+  for (size_t i = 0; i < rows.rows.size(); ++i) {
+    const size_t s = static_cast<size_t>(rows.owner[i]);
+    if (logp) scores.logps[s] += logp[i];
+    if (mean_logit) scores.mean_logit_sums[s] += mean_logit[i];
+    if (entropy) scores.entropy_sums[s] += entropy[i];
+    scores.n_tokens[s] += 1;
+    if (argmax) scores.n_correct[s] += argmax[i] == rows.labels[i] ? 1 : 0;
+  }
+  return scores;
+}
+
+SequenceScores Model::score_rows(const HostTensor& hidden, const CompletionRows& rows, int64_t n_seqs,
+                                 HostTensor* logsumexp) const {
   const int64_t n = static_cast<int64_t>(rows.rows.size());
   if (logsumexp) *logsumexp = HostTensor(DType::F32, Shape{n});
-  if (n == 0) return scores;
+  if (n == 0) return sequence_scores_from_rows(rows, n_seqs, nullptr, nullptr, nullptr, nullptr);
   HostTensor out(DType::F32, Shape{n}), mean_logit(DType::F32, Shape{n}), entropy(DType::F32, Shape{n});
   HostTensor argmax(DType::I32, Shape{n});
   HostTensor workspace(DType::F32,
@@ -34,21 +48,15 @@ SequenceScores Model::score_rows(const HostTensor& hidden, const CompletionRows&
   logprob_head_forward_cpu({hidden.view(), weights_.head(), index_view(rows.rows), index_view(rows.labels), out.view(),
                             logsumexp ? logsumexp->view() : Tensor{}, workspace.view(), head_chunk_rows_},
                            {mean_logit.view(), entropy.view(), argmax.view()});
-  for (int64_t i = 0; i < n; ++i) {
-    const size_t s = static_cast<size_t>(rows.owner[static_cast<size_t>(i)]);
-    scores.logps[s] += out.f32()[i];
-    scores.mean_logit_sums[s] += mean_logit.f32()[i];
-    scores.entropy_sums[s] += entropy.f32()[i];
-    scores.n_tokens[s] += 1;
-    scores.n_correct[s] += argmax.view().as<int32_t>()[i] == rows.labels[static_cast<size_t>(i)] ? 1 : 0;
-  }
-  return scores;
+  return sequence_scores_from_rows(rows, n_seqs, out.f32(), mean_logit.f32(), entropy.f32(),
+                                   argmax.view().as<int32_t>());
 }
 
 SequenceScores Model::sequence_scores(const PackedBatch& batch, std::span<const int32_t> n_prompt,
                                       const LoraAdapter* adapter) const {
   packed_batch_validate(batch, config_.vocab_size);
   const CompletionRows rows = completion_rows(batch, n_prompt);
+  if (accel_) return accel_->scores(batch, rows, adapter);
   const HostTensor hidden = decoder_forward(decoder(adapter), batch, nullptr);  // [T, D]
   return score_rows(hidden, rows, batch.n_sequences(), nullptr);
 }
@@ -60,6 +68,10 @@ TrainPass Model::forward_train(const PackedBatch& batch, std::span<const int32_t
   pass.batch = batch;
   pass.adapter = &adapter;
   pass.head_rows = completion_rows(batch, n_prompt);
+  if (accel_) {
+    accel_->forward_train(pass, adapter, options);
+    return pass;
+  }
   decoder_forward_train(decoder(&adapter), pass.batch, options, pass.saved);
   pass.scores = score_rows(pass.saved.hidden, pass.head_rows, batch.n_sequences(), &pass.logsumexp);
   return pass;
@@ -92,6 +104,15 @@ void Model::backward_train(const TrainPass& pass, std::span<const double> d_logp
   if (pass.adapter != &adapter) {
     fail(ErrorKind::InvalidArgument, "backward_train: the adapter differs from the one forward_train used");
   }
+  if (static_cast<int64_t>(d_logps.size()) != pass.batch.n_sequences()) {
+    fail(ErrorKind::InvalidArgument, "backward_train: ", d_logps.size(), " gradients for ", pass.batch.n_sequences(),
+         " sequences");
+  }
+  if (accel_) {
+    accel_->backward_train(pass, d_logps, adapter);
+    return;
+  }
+  if (pass.device) fail(ErrorKind::InvalidArgument, "backward_train: the forward ran on an accelerator, the model is now on the CPU");
   const HostTensor d_hidden = head_backward(pass, d_logps, Tensor{});
   decoder_backward(decoder(&adapter), pass.batch, pass.saved, d_hidden.view(), adapter);
 }
@@ -101,6 +122,10 @@ TrainPass Model::forward_train_full(const PackedBatch& batch, std::span<const in
   TrainPass pass;
   pass.batch = batch;
   pass.head_rows = completion_rows(batch, n_prompt);
+  if (accel_) {
+    accel_->forward_train_full(pass);
+    return pass;
+  }
   decoder_forward_train(decoder(nullptr), pass.batch, {}, pass.saved);
   pass.scores = score_rows(pass.saved.hidden, pass.head_rows, batch.n_sequences(), &pass.logsumexp);
   return pass;
@@ -109,6 +134,14 @@ TrainPass Model::forward_train_full(const PackedBatch& batch, std::span<const in
 void Model::backward_train_full(const TrainPass& pass, std::span<const double> d_logps, Weights& grads) const {
   if (pass.adapter != nullptr) {
     fail(ErrorKind::InvalidArgument, "backward_train_full: the pass ran with a LoRA adapter; use backward_train");
+  }
+  if (accel_) {
+    if (static_cast<int64_t>(d_logps.size()) != pass.batch.n_sequences()) {
+      fail(ErrorKind::InvalidArgument, "backward_train_full: ", d_logps.size(), " gradients for ",
+           pass.batch.n_sequences(), " sequences");
+    }
+    accel_->backward_train_full(pass, d_logps, grads);
+    return;
   }
   const Tensor d_head = grads.lm_head.empty() ? grads.embed.view() : grads.lm_head.view();
   const HostTensor d_hidden = head_backward(pass, d_logps, d_head);

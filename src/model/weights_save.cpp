@@ -47,6 +47,20 @@ Weights weights_copy(const Weights& weights) {
     dst = HostTensor(src.dtype(), src.shape());
     std::memcpy(dst.view().data, src.view().data, src.view().nbytes());
   });
+  for (size_t l = 0; l < weights.layers.size(); ++l) {  // NF4 projections, buffer by buffer
+    for (size_t i = 0; i < out.layers[l].nf4.size(); ++i) {
+      const Nf4Tensor& s = weights.layers[l].nf4[i];
+      Nf4Tensor& d = out.layers[l].nf4[i];
+      d.nested_offset = s.nested_offset, d.rows = s.rows, d.cols = s.cols, d.blocksize = s.blocksize;
+      d.nested_blocksize = s.nested_blocksize, d.dtype = s.dtype;
+      for (auto [a, b] : {std::pair{&s.packed, &d.packed}, {&s.absmax, &d.absmax}, {&s.nested_absmax, &d.nested_absmax},
+                          {&s.nested_code, &d.nested_code}, {&s.code, &d.code}}) {
+        if (a->empty()) continue;
+        *b = HostTensor(a->dtype(), a->shape());
+        std::memcpy(b->view().data, a->view().data, a->view().nbytes());
+      }
+    }
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <variant>
 
+#include "tensor/nf4.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -41,12 +42,15 @@ const std::vector<Key>& keys() {
       {"adam_beta1", &TrainConfig::adam_beta1}, {"adam_beta2", &TrainConfig::adam_beta2},
       {"adam_epsilon", &TrainConfig::adam_epsilon}, {"max_grad_norm", &TrainConfig::max_grad_norm},
       {"optim", &TrainConfig::optim}, {"gradient_checkpointing", &TrainConfig::gradient_checkpointing},
-      {"seed", &TrainConfig::seed}, {"logging_steps", &TrainConfig::logging_steps}, {"save_steps", &TrainConfig::save_steps},
+      {"seed", &TrainConfig::seed}, {"device", &TrainConfig::device}, {"logging_steps", &TrainConfig::logging_steps}, {"save_steps", &TrainConfig::save_steps},
       {"save_total_limit", &TrainConfig::save_total_limit}, {"eval_steps", &TrainConfig::eval_steps},
       {"resume_from_checkpoint", &TrainConfig::resume_from_checkpoint}, {"lora_r", &TrainConfig::lora_r},
       {"lora_alpha", &TrainConfig::lora_alpha}, {"lora_dropout", &TrainConfig::lora_dropout},
       {"lora_target_modules", &TrainConfig::lora_target_modules}, {"use_rslora", &TrainConfig::use_rslora},
-      {"adapter_name_or_path", &TrainConfig::adapter_name_or_path},
+      {"adapter_name_or_path", &TrainConfig::adapter_name_or_path}, {"load_in_4bit", &TrainConfig::load_in_4bit},
+      {"bnb_4bit_quant_type", &TrainConfig::bnb_4bit_quant_type},
+      {"bnb_4bit_use_double_quant", &TrainConfig::bnb_4bit_use_double_quant},
+      {"bnb_4bit_compute_dtype", &TrainConfig::bnb_4bit_compute_dtype},
   };
   return k;
 }
@@ -59,7 +63,7 @@ const std::vector<std::pair<const char*, const char*>>& aliases() {
       {"kto_rejected_weight", "undesirable_weight"}, {"lora_rank", "lora_r"}, {"sequence_len", "max_length"},
       {"cutoff_len", "max_length"}, {"micro_batch_size", "per_device_train_batch_size"},
       {"num_epochs", "num_train_epochs"}, {"local_file", "dataset_name"}, {"model", "model_name_or_path"},
-      {"stage", "objective"},
+      {"stage", "objective"}, {"use_bnb_nested_quant", "bnb_4bit_use_double_quant"},
   };
   return a;
 }
@@ -120,6 +124,24 @@ std::vector<std::string> parse_list(const std::string& value) {
 void validate_batch(const TrainConfig& c) {
   if (c.per_device_train_batch_size < 1 || c.gradient_accumulation_steps < 1) {
     fail(ErrorKind::InvalidArgument, "per_device_train_batch_size and gradient_accumulation_steps must be >= 1");
+  }
+}
+
+// optim and the QLoRA keys.
+void validate_optim_and_quantization(const TrainConfig& c) {
+  (void)train_config_optim(c);
+  if (!c.load_in_4bit) return;
+  if (c.bnb_4bit_quant_type != "nf4") {
+    fail(ErrorKind::Unsupported, "bnb_4bit_quant_type '", c.bnb_4bit_quant_type,
+         "' is not supported; use nf4 (the QLoRA 4-bit type)");
+  }
+  const std::string& d = c.bnb_4bit_compute_dtype;
+  if (d != "float32" && d != "bfloat16" && d != "float16" && d != "fp32" && d != "bf16" && d != "fp16") {
+    fail(ErrorKind::InvalidArgument, "bnb_4bit_compute_dtype must be float32, bfloat16 or float16, got '", d, "'");
+  }
+  if (c.finetuning_type == "full") {
+    fail(ErrorKind::InvalidArgument, "load_in_4bit with finetuning_type full: NF4 weights are frozen (QLoRA trains "
+         "a LoRA adapter on them); use finetuning_type: lora, or drop load_in_4bit");
   }
 }
 
@@ -271,6 +293,7 @@ void train_config_validate(const TrainConfig& c) {
     fail(ErrorKind::InvalidArgument, "finetuning_type full works with objective sft only: KTO's reference model is "
          "the frozen base, which full fine-tuning would change; use finetuning_type: lora for KTO");
   }
+  validate_optim_and_quantization(c);
   if (c.objective == "sft") {
     validate_batch(c);
     return validate_lengths_and_lora(c);
@@ -287,6 +310,21 @@ void train_config_validate(const TrainConfig& c) {
   validate_batch(c);
   if (c.beta <= 0) fail(ErrorKind::InvalidArgument, "beta must be > 0, got ", c.beta);
   validate_lengths_and_lora(c);
+}
+
+OptimKind train_config_optim(const TrainConfig& c) {
+  const std::string& o = c.optim;
+  if (o == "adamw_torch" || o == "adamw_torch_fused" || o == "paged_adamw_32bit") return OptimKind::AdamW;
+  if (o == "adamw_8bit" || o == "adamw_bnb_8bit" || o == "paged_adamw_8bit") return OptimKind::AdamW8bit;
+  fail(ErrorKind::InvalidArgument, "optim '", o, "' is not supported; use adamw_torch, adamw_8bit (bitsandbytes "
+       "AdamW8bit: 8-bit blockwise moments), paged_adamw_8bit or paged_adamw_32bit");
+}
+
+Nf4QuantizeOptions train_config_nf4(const TrainConfig& c, const std::string& weight_dtype) {
+  Nf4QuantizeOptions options;
+  options.double_quant = c.bnb_4bit_use_double_quant;
+  options.dtype = weight_dtype == "bfloat16" ? DType::BF16 : weight_dtype == "float16" ? DType::F16 : DType::F32;
+  return options;
 }
 
 }  // namespace kto

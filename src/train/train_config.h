@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/nf4.h"
+
 namespace kto {
 
 struct TrainConfig {
@@ -45,9 +47,15 @@ struct TrainConfig {
   double weight_decay = 0.0;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double max_grad_norm = 1.0;
-  std::string optim = "adamw_torch";
+  std::string optim = "adamw_torch";  // adamw_torch | adamw_8bit (bnb AdamW8bit) | paged_adamw_8bit | paged_adamw_32bit
   bool gradient_checkpointing = true;
   int64_t seed = 42;
+  std::string device = "auto";         // auto | cpu | cuda | cuda:N (model/device.h)
+  // QLoRA: the base model's projections in NF4 (transformers BitsAndBytesConfig names)
+  bool load_in_4bit = false;
+  std::string bnb_4bit_quant_type = "nf4";       // nf4 only (fp4 is not supported)
+  bool bnb_4bit_use_double_quant = false;        // quantise the absmax too (QLoRA's double quantisation)
+  std::string bnb_4bit_compute_dtype = "float32"; // the GPU's matmul dtype; the CPU computes in float32
   // logging, saving, evaluation
   int64_t logging_steps = 10;
   int64_t save_steps = 500;
@@ -76,5 +84,14 @@ std::vector<std::string> train_config_keys();
 std::string train_config_dump(const TrainConfig& config);
 // The nearest known key by edit distance, or "" when nothing is close.
 std::string train_config_suggest(const std::string& unknown);
+
+// The optimizer `optim` names: adamw_torch (also adamw_torch_fused, paged_adamw_32bit) or the
+// 8-bit bitsandbytes AdamW (adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit). Paging (bnb's
+// unified-memory states) only matters on a GPU; on the CPU the paged names are their plain twins.
+enum class OptimKind : uint8_t { AdamW, AdamW8bit };
+OptimKind train_config_optim(const TrainConfig& config);
+// load_in_4bit's quantisation (blocksize 64, double quant per bnb_4bit_use_double_quant); the
+// weight dtype recorded in the quant state is `weight_dtype` (the checkpoint's dtype).
+Nf4QuantizeOptions train_config_nf4(const TrainConfig& config, const std::string& weight_dtype);
 
 }  // namespace kto

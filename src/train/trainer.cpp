@@ -12,6 +12,7 @@
 #include "train/checkpoint.h"
 #include "train/train_state.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/log.h"
 
 namespace kto {
@@ -74,7 +75,12 @@ void Trainer::init_run(int64_t n_train_examples) {
   total_steps_ = std::max<int64_t>(total_steps_, 1);
   schedule_ = {schedule_type_from_name(config_.lr_scheduler_type), config_.learning_rate,
                warmup_steps_resolve(config_.warmup_steps, config_.warmup_ratio, total_steps_), total_steps_};
+  const bool eight_bit = train_config_optim(config_) == OptimKind::AdamW8bit;
   for (const NamedTensor& p : trainable_parameters()) {
+    if (eight_bit) {
+      adam8_.push_back(adamw8bit_state_new(p.tensor.numel()));
+      continue;
+    }
     exp_avg_.emplace_back(DType::F32, p.tensor.shape);
     exp_avg_sq_.emplace_back(DType::F32, p.tensor.shape);
   }
@@ -85,6 +91,7 @@ Trainer::Trainer(const TrainConfig& config, const Model& model, const KtoDataset
   loss_config_ = {config.loss_type == "kto" ? KtoLossType::Kto : KtoLossType::ApoZeroUnpaired, config.beta,
                   config.desirable_weight, config.undesirable_weight};
   init_run(data.train.size());
+  reserve_device_memory();
   if (config.precompute_ref_log_probs) {
     // One ordered pass over the first epoch's micro-batches: main and KL reference log-probs.
     for (const auto& batch : data_->train.micro_batches(0, config.per_device_train_batch_size)) {
@@ -97,6 +104,25 @@ Trainer::Trainer(const TrainConfig& config, const Model& model, const KtoDataset
       }
     }
   }
+}
+
+void Trainer::reserve_device_memory() {
+  if (model_.device().kind == DeviceKind::Cpu) return;
+  // The first epoch's largest pass (main or KL sequences of one micro-batch); a later epoch's
+  // shuffle may bring a larger one, which grows the plan once.
+  const KlSequences kl = loss_config_.type == KtoLossType::Kto ? KlSequences::Yes : KlSequences::No;
+  int64_t max_tokens = 1, max_rows = 1;
+  for (const auto& batch : data_->train.micro_batches(0, config_.per_device_train_batch_size)) {
+    const PackedMicroBatch pmb = data_->train.pack(batch, kl);
+    for (SeqKind kind : {SeqKind::Main, SeqKind::Kl}) {
+      const SplitBatch part = split(pmb, kind);
+      int64_t rows = 0;
+      for (int64_t s = 0; s < part.batch.n_sequences(); ++s) rows += part.batch.seq_len(s) - part.n_prompt[static_cast<size_t>(s)];
+      max_tokens = std::max(max_tokens, part.batch.n_tokens());
+      max_rows = std::max(max_rows, rows);
+    }
+  }
+  model_.reserve(max_tokens, max_rows, &adapter_);
 }
 
 std::vector<double> Trainer::reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt,
@@ -118,20 +144,31 @@ double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
   SplitBatch main = split(pmb, SeqKind::Main);
 
   double kl = 0.0;
+  auto t = std::chrono::steady_clock::now();
+  auto lap = [&t](double& into) {
+    into += elapsed_since(t);
+    t = std::chrono::steady_clock::now();
+  };
   if (with_kl) {
     SplitBatch kl_part = split(pmb, SeqKind::Kl);
     std::vector<double> kl_policy = model_.sequence_scores(kl_part.batch, kl_part.n_prompt, &adapter_).logps;
+    lap(phase_times_.kl);
     std::vector<double> kl_ref = reference_logps(kl_part.batch, kl_part.n_prompt, kl_part.keys);
+    lap(phase_times_.reference);
     kl = kto_kl_clamp(kto_kl_mean(kl_policy, kl_ref));  // one rank: the cross-rank mean is itself
   }
   std::vector<double> ref = reference_logps(main.batch, main.n_prompt, main.keys);
+  lap(phase_times_.reference);
   DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step)};
   TrainPass pass = model_.forward_train(main.batch, main.n_prompt, adapter_, options);
+  lap(phase_times_.policy_forward);
 
   KtoLossResult loss = kto_loss(loss_config_, {pass.scores.logps, ref, main.desirable}, kl);
   std::vector<double> d_logps = loss.d_policy_logps;
   for (double& d : d_logps) d *= grad_scale;
   model_.backward_train(pass, d_logps, adapter_);
+  lap(phase_times_.backward);
+  phase_times_.micro_steps += 1;
 
   metrics_.add_kto(loss, kl, {pass.scores.mean_logit_sums, pass.scores.entropy_sums, pass.scores.n_tokens}, main.desirable);
   state_.num_tokens += main.batch.n_tokens();
@@ -140,18 +177,29 @@ double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
 }
 
 double Trainer::clip_gradients() {
-  double sum_sq = 0.0;
+  // Per-tensor sums of squares in parallel, added in tensor order: the same norm for any
+  // thread count (a model's hundreds of LoRA tensors keep every core busy).
   const std::vector<NamedTensor> gradients = trainable_gradients();
-  for (const NamedTensor& g : gradients) {
-    const float* d = g.tensor.f32();
-    for (int64_t i = 0; i < g.tensor.numel(); ++i) sum_sq += static_cast<double>(d[i]) * d[i];
+  const int64_t n = static_cast<int64_t>(gradients.size());
+  std::vector<double> partial(gradients.size(), 0.0);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t t = 0; t < n; ++t) {
+    const Tensor& g = gradients[static_cast<size_t>(t)].tensor;
+    const float* d = g.f32();
+    double sum = 0.0;
+    for (int64_t i = 0; i < g.numel(); ++i) sum += static_cast<double>(d[i]) * d[i];
+    partial[static_cast<size_t>(t)] = sum;
   }
+  double sum_sq = 0.0;
+  for (double p : partial) sum_sq += p;
   const double norm = std::sqrt(sum_sq);
   const double coef = config_.max_grad_norm / (norm + 1e-6);
   if (config_.max_grad_norm > 0 && coef < 1.0) {
-    for (const NamedTensor& g : gradients) {
-      float* d = g.tensor.f32();
-      for (int64_t i = 0; i < g.tensor.numel(); ++i) d[i] = static_cast<float>(d[i] * coef);
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t t = 0; t < n; ++t) {
+      const Tensor& g = gradients[static_cast<size_t>(t)].tensor;
+      float* d = g.f32();
+      for (int64_t i = 0; i < g.numel(); ++i) d[i] = static_cast<float>(d[i] * coef);
     }
   }
   return norm;
@@ -177,18 +225,28 @@ Trainer::StepResult Trainer::optimizer_step() {
     }
   }
   result.tokens = state_.num_tokens - tokens_before;
+  const auto optimizer_start = std::chrono::steady_clock::now();
   result.grad_norm = clip_gradients();
   const double lr = schedule_.lr(state_.global_step);
   std::vector<NamedTensor> params = trainable_parameters(), grads = trainable_gradients();
   AdamWConfig no_decay = adamw_;
   no_decay.weight_decay = 0.0;
+  // Element-wise per tensor: tensors update in parallel with the same results as in sequence.
+#pragma omp parallel for schedule(dynamic) if (adam8_.empty())
   for (size_t i = 0; i < params.size(); ++i) {
     auto span_of = [](const Tensor& t) { return std::span<float>(t.f32(), static_cast<size_t>(t.numel())); };
     // Full fine-tuning: as HF's get_decay_parameter_names, no decay on norm weights and biases (1-D).
     const AdamWConfig& rule = full_model_ && params[i].tensor.shape.rank == 1 ? no_decay : adamw_;
+    if (!adam8_.empty()) {
+      adamw8bit_step(rule, lr, state_.global_step + 1, span_of(params[i].tensor), span_of(grads[i].tensor), adam8_[i]);
+      continue;
+    }
     adamw_step(rule, lr, state_.global_step + 1, span_of(params[i].tensor), span_of(grads[i].tensor),
                {span_of(exp_avg_[i].view()), span_of(exp_avg_sq_[i].view())});
   }
+  adapter_.touch();  // new weights: device mirrors re-upload
+  if (full_model_) full_model_->weights_updated();
+  phase_times_.optimizer += elapsed_since(optimizer_start);
   state_.global_step += 1;
   state_.next_micro_batch += n_micro;
   if (state_.next_micro_batch >= micro_batches_per_epoch_) {
@@ -247,7 +305,12 @@ std::map<std::string, double> Trainer::evaluate() {
 std::string Trainer::save_checkpoint() {
   std::string path = checkpoint_write(config_.output_dir, state_.global_step, [&](const std::string& dir) {
     save_trainable(dir);
-    train_state_save(dir, state_, trainable_parameters(), exp_avg_, exp_avg_sq_, state_info());
+    if (adam8_.empty()) {
+      train_state_save(dir, state_, trainable_parameters(), exp_avg_, exp_avg_sq_, state_info());
+    } else {  // the position files, then the 8-bit states as optimizer.safetensors
+      train_state_save(dir, state_, std::vector<NamedTensor>{}, {}, {}, state_info());
+      adamw8bit_save(path_join(dir, "optimizer.safetensors"), trainable_parameters(), adam8_);
+    }
   });
   checkpoint_rotate(config_.output_dir, config_.save_total_limit);
   return path;
@@ -255,7 +318,14 @@ std::string Trainer::save_checkpoint() {
 
 void Trainer::resume(const std::string& checkpoint_dir) {
   load_trainable(checkpoint_dir);
-  train_state_load(checkpoint_dir, state_, trainable_parameters(), exp_avg_, exp_avg_sq_);
+  if (adam8_.empty()) {
+    train_state_load(checkpoint_dir, state_, trainable_parameters(), exp_avg_, exp_avg_sq_);
+  } else {
+    std::vector<HostTensor> none;
+    train_state_load(checkpoint_dir, state_, std::vector<NamedTensor>{}, none, none);
+    adamw8bit_load(path_join(checkpoint_dir, "optimizer.safetensors"), trainable_parameters(), adam8_);
+  }
+  adapter_.touch();
   if (state_.global_step >= total_steps_) {
     log_warn(checkpoint_dir, " is at step ", state_.global_step, " of ", total_steps_, "; nothing left to train");
   }

@@ -23,6 +23,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "train/adamw.h"
+#include "train/adamw8bit.h"
 #include "train/kto_loss.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
@@ -31,6 +32,17 @@
 #include "train/train_state.h"
 
 namespace kto {
+
+// Wall time of each part of the KTO micro-steps so far, in seconds (a GPU pass ends with a copy
+// of its results to the host, so a call's wall time is its device time). For benchmarks.
+struct TrainerPhaseTimes {
+  double kl = 0.0;              // policy on the KL sequences, no gradient
+  double reference = 0.0;       // reference (LoRA off) on main and KL sequences
+  double policy_forward = 0.0;  // policy on the main sequences, activations kept (includes the head)
+  double backward = 0.0;        // head + decoder backward into the LoRA gradients
+  double optimizer = 0.0;       // clipping + AdamW (per optimizer step)
+  int64_t micro_steps = 0;
+};
 
 // What the trainer reports as it goes (the CLI draws its progress line from these).
 struct TrainerEvents {
@@ -62,6 +74,7 @@ class Trainer {
   static void request_stop();
 
   const TrainerState& state() const { return state_; }
+  const TrainerPhaseTimes& phase_times() const { return phase_times_; }
   const LoraAdapter& adapter() const { return adapter_; }  // empty with full fine-tuning
   bool full_finetuning() const { return full_model_ != nullptr; }
   int64_t n_trainable() const;
@@ -76,6 +89,7 @@ class Trainer {
     int64_t tokens = 0;
   };
   void init_run(int64_t n_train_examples);  // step counts, schedule, optimizer moments
+  void reserve_device_memory();  // on a GPU: plans memory for the longest micro-batch up front
   StepResult optimizer_step();
   double micro_step(std::span<const int64_t> batch, double grad_scale);
   // SFT: one micro-batch's loss (NLL sum / num_items_in_batch) and backward (trainer_sft.cpp).
@@ -106,7 +120,9 @@ class Trainer {
   AdamWConfig adamw_;
   Schedule schedule_;
   std::vector<HostTensor> exp_avg_, exp_avg_sq_;  // per adapter parameter, in parameters() order
+  std::vector<AdamW8bitState> adam8_;             // optim adamw_8bit: the same, 8-bit (exp_avg_ empty)
   TrainerState state_;
+  TrainerPhaseTimes phase_times_;
   MetricLog metrics_;
   std::vector<double> step_losses_;  // losses of the steps since the last log
   int64_t micro_batches_per_epoch_ = 0, steps_per_epoch_ = 0, total_steps_ = 0;

@@ -124,6 +124,7 @@ void Trainer::load_trainable(const std::string& dir) {
     }
     std::copy_n(from[i].tensor.f32(), from[i].tensor.numel(), to[i].tensor.f32());
   }
+  full_model_->weights_updated();
 }
 
 }  // namespace kto

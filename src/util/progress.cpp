@@ -17,8 +17,18 @@ std::string progress_duration(double seconds) {
   return buf;
 }
 
-ProgressBar::ProgressBar(std::string label, int64_t total, ProgressStyle style)
-    : label_(std::move(label)), total_(std::max<int64_t>(total, 1)) {
+std::string progress_bytes(double bytes) {
+  static const char* const kUnits[] = {"B", "kB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 999.5 && u < 4) bytes /= 1000.0, ++u;
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  else std::snprintf(buf, sizeof buf, bytes < 9.995 ? "%.2f %s" : bytes < 99.95 ? "%.1f %s" : "%.0f %s", bytes, kUnits[u]);
+  return buf;
+}
+
+ProgressBar::ProgressBar(std::string label, int64_t total, ProgressStyle style, ProgressUnit unit)
+    : label_(std::move(label)), total_(std::max<int64_t>(total, 1)), unit_(unit) {
   redraw_ = style == ProgressStyle::Redraw || (style == ProgressStyle::Auto && isatty(STDERR_FILENO));
   start_ = last_draw_ = std::chrono::steady_clock::now();
   if (redraw_) draw("", false);
@@ -30,6 +40,10 @@ ProgressBar::~ProgressBar() {
 
 double ProgressBar::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void ProgressBar::set_initial(int64_t done) {
+  initial_ = done_ = std::clamp<int64_t>(done, 0, total_);
 }
 
 void ProgressBar::update(int64_t done, const std::string& suffix) {
@@ -61,9 +75,17 @@ void ProgressBar::draw(const std::string& suffix, bool final) {
   std::string bar(static_cast<size_t>(filled), '#');
   bar.append(static_cast<size_t>(kWidth - filled), '-');
   const double elapsed = elapsed_seconds();
-  const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
+  const double rate = elapsed > 0 ? static_cast<double>(done_ - initial_) / elapsed : 0.0;
   const std::string tail = final ? "in " + progress_duration(elapsed)
                                  : (rate > 0 ? "eta " + progress_duration(static_cast<double>(total_ - done_) / rate) : "");
+  if (unit_ == ProgressUnit::Bytes) {
+    std::fprintf(stderr, "%s  %s [%s] %s/%s %3d%%  %s/s  %s%s%s%s", redraw_ ? "\r\033[2K" : "", label_.c_str(), bar.c_str(),
+                 progress_bytes(static_cast<double>(done_)).c_str(), progress_bytes(static_cast<double>(total_)).c_str(),
+                 static_cast<int>(fraction * 100 + 0.5), progress_bytes(rate).c_str(), tail.c_str(), suffix.empty() ? "" : "  ",
+                 suffix.c_str(), redraw_ && !final ? "" : "\n");
+    std::fflush(stderr);
+    return;
+  }
   std::fprintf(stderr, "%s  %s [%s] %5lld/%lld %3d%%  %s%s%s%s", redraw_ ? "\r\033[2K" : "", label_.c_str(), bar.c_str(),
                (long long)done_, (long long)total_, static_cast<int>(fraction * 100 + 0.5), tail.c_str(),
                suffix.empty() ? "" : "  ", suffix.c_str(), redraw_ && !final ? "" : "\n");

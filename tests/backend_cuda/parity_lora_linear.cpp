@@ -33,6 +33,37 @@ TEST(ParityLinear, ForwardMatchesCpu) {
   }
 }
 
+// Full fine-tuning's nn.Linear backward: d_x (bf16, overwrite and accumulate) and the fp32 weight
+// and bias gradients accumulated over the rows.
+TEST(ParityLinear, BackwardMatchesCpu) {
+  KTO_REQUIRE_GPU();
+  for (const int64_t rows : {int64_t{1}, int64_t{33}, int64_t{300}}) {
+    for (const auto& [in, out_f] : {std::pair<int64_t, int64_t>{64, 96}, {72, 40}}) {
+      const std::string tag = str_cat(" T=", rows, " K=", in, " N=", out_f);
+      std::vector<float> x = test::random_bf16(rows * in, 11), w = test::random_bf16(out_f * in, 12, 0.2f);
+      std::vector<float> d_out = test::random_bf16(rows * out_f, 13), d_x = test::random_bf16(rows * in, 14);
+      std::vector<float> d_w = test::random_bf16(out_f * in, 15, 0.1f), d_b = test::random_bf16(out_f, 16, 0.1f);
+      const std::vector<float> d_x0 = d_x, d_w0 = d_w, d_b0 = d_b;
+      LinearBackwardArgs cpu;
+      cpu.x = test::host_view(x, {rows, in}), cpu.weight = test::host_view(w, {out_f, in});
+      cpu.d_out = test::host_view(d_out, {rows, out_f}), cpu.d_x = test::host_view(d_x, {rows, in});
+      cpu.d_weight = test::host_view(d_w, {out_f, in}), cpu.d_bias = test::host_view(d_b, {out_f});
+      cpu.store = GradStore::Accumulate;
+      linear_backward_cpu(cpu);
+      DeviceTensor gx(DType::BF16, {rows, in}, x), gw(DType::BF16, {out_f, in}, w), gd(DType::BF16, {rows, out_f}, d_out);
+      DeviceTensor gdx(DType::BF16, {rows, in}, d_x0), gdw(DType::F32, {out_f, in}, d_w0), gdb(DType::F32, {out_f}, d_b0);
+      LinearBackwardArgs gpu = cpu;
+      gpu.x = gx.view(), gpu.weight = gw.view(), gpu.d_out = gd.view(), gpu.d_x = gdx.view();
+      gpu.d_weight = gdw.view(), gpu.d_bias = gdb.view();
+      linear_backward_cuda(gpu, test::gpu());
+      test::expect_close("linear d_x" + tag, gdx.download(), d_x, test::scaled(test::tolerance_for(DType::BF16), 2.0));
+      test::expect_close("linear d_weight" + tag, gdw.download(), d_w, test::scaled(test::tolerance_for(DType::F32), 10.0));
+      test::expect_close("linear d_bias" + tag, gdb.download(), d_b, test::scaled(test::tolerance_for(DType::F32), 10.0));
+      for (const DeviceTensor* g : {&gdx, &gdw, &gdb}) g->expect_guards("linear backward" + tag);
+    }
+  }
+}
+
 struct LoraCase {
   int64_t rows, in, out_f, rank;
   bool masked;  // test-case field, not an op parameter
@@ -54,11 +85,11 @@ void check_lora(const LoraCase& c, uint32_t seed) {
   std::vector<float> d_b = test::random_bf16(n * r, seed + 7, 0.1f), d_b0 = d_b;
   const Tensor mask_cpu = c.masked ? test::host_view(mask, {t, k}) : Tensor{};
   lora_linear_forward_cpu({test::host_view(x, {t, k}), test::host_view(w, {n, k}), Tensor{}, test::host_view(a, {r, k}),
-                           test::host_view(b, {n, r}), mask_cpu, test::host_view(xa, {t, r}), test::host_view(out, {t, n}), scale});
+                           test::host_view(b, {n, r}), mask_cpu, test::host_view(xa, {t, r}), test::host_view(out, {t, n}), scale, {}});
   lora_linear_backward_cpu({test::host_view(x, {t, k}), test::host_view(w, {n, k}), test::host_view(a, {r, k}),
                             test::host_view(b, {n, r}), mask_cpu, test::host_view(xa, {t, r}), test::host_view(d_out, {t, n}),
                             test::host_view(d_x, {t, k}), test::host_view(d_a, {r, k}), test::host_view(d_b, {n, r}), scale,
-                            c.store});
+                            c.store, {}});
   DeviceTensor gx(DType::BF16, {t, k}, x), gw(DType::BF16, {n, k}, w), ga(DType::BF16, {r, k}, a), gb(DType::BF16, {n, r}, b);
   DeviceTensor gmask(DType::BF16, {t, k}, mask), gxa(DType::BF16, {t, r}), gout(DType::BF16, {t, n});
   DeviceTensor gdout(DType::BF16, {t, n}, d_out), gdx(DType::BF16, {t, k}, d_x0);
@@ -66,10 +97,10 @@ void check_lora(const LoraCase& c, uint32_t seed) {
   DeviceTensor ws(DType::U8, {lora_linear_workspace_bytes_cuda(t, k, r)});
   const Tensor mask_gpu = c.masked ? gmask.view() : Tensor{};
   CudaContext& ctx = test::gpu();
-  lora_linear_forward_cuda({gx.view(), gw.view(), Tensor{}, ga.view(), gb.view(), mask_gpu, gxa.view(), gout.view(), scale},
+  lora_linear_forward_cuda({gx.view(), gw.view(), Tensor{}, ga.view(), gb.view(), mask_gpu, gxa.view(), gout.view(), scale, {}},
                            ws.view(), ctx);
   lora_linear_backward_cuda({gx.view(), gw.view(), ga.view(), gb.view(), mask_gpu, gxa.view(), gdout.view(), gdx.view(),
-                             gda.view(), gdb.view(), scale, c.store}, ws.view(), ctx);
+                             gda.view(), gdb.view(), scale, c.store, {}}, ws.view(), ctx);
   // Two bf16 roundings (base product, then the LoRA term; bf16 xa and g feed the next products).
   const test::Tolerance tol = test::scaled(test::tolerance_for(DType::BF16), 2.0);
   test::expect_close("lora out" + tag, gout.download(), out, tol);

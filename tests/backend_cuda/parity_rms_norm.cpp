@@ -39,6 +39,30 @@ void check_rms_norm(int64_t rows, int64_t width, uint32_t seed) {
   gd_x_acc.expect_guards("rms_norm d_x accumulated");
 }
 
+// Full fine-tuning's norm-weight gradient, accumulated in fp32 over the rows.
+void check_weight_grad(int64_t rows, int64_t width, uint32_t seed) {
+  const float eps = 1e-5f;
+  std::vector<float> x = test::random_bf16(rows * width, seed, 3.0f), d_out = test::random_bf16(rows * width, seed + 1);
+  std::vector<float> want = test::random_bf16(width, seed + 2);
+  const std::vector<float> init = want;
+  rms_norm_weight_backward_cpu({test::host_view(x, {rows, width}), test::host_view(d_out, {rows, width}),
+                                test::host_view(want, {width}), eps});
+  DeviceTensor gx(DType::BF16, {rows, width}, x), gd(DType::BF16, {rows, width}, d_out), gw(DType::F32, {width}, init);
+  DeviceTensor ws(DType::U8, {rms_norm_weight_backward_workspace_bytes_cuda(rows)});
+  rms_norm_weight_backward_cuda({gx.view(), gd.view(), gw.view(), eps}, ws.view(), test::gpu());
+  // Sums of `rows` products: fp32 accumulation in a different order than the CPU's double.
+  test::expect_close(str_cat("rms_norm d_weight [", rows, ", ", width, "]"), gw.download(), want,
+                     test::scaled(test::tolerance_for(DType::F32), 10.0));
+  gw.expect_guards("rms_norm d_weight");
+}
+
+TEST(ParityRmsNorm, WeightBackwardMatchesCpu) {
+  KTO_REQUIRE_GPU();
+  check_weight_grad(1, 7, 1);
+  check_weight_grad(33, 80, 2);
+  check_weight_grad(4097, 128, 3);
+}
+
 TEST(ParityRmsNorm, ForwardAndBackwardMatchCpu) {
   KTO_REQUIRE_GPU();
   uint32_t seed = 10;

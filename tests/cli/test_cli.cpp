@@ -191,7 +191,23 @@ TEST(CliErrors, TokenizerWithUnknownModelType) {
 
 TEST(CliErrors, MissingModelAndBadArguments) {
   expect_one_error_line(test::run_kto("inspect --model /nonexistent/model-dir"), {"/nonexistent/model-dir"});
-  expect_one_error_line(test::run_kto("inspect --model nobody/no-such-model"), {"nobody/no-such-model"});
+  // Online (the suite's Hub endpoint is a closed port): a download attempt, then its error.
+  const auto online = test::run_kto("inspect --model nobody/no-such-model");
+  EXPECT_NE(online.exit_code, 0);
+  EXPECT_NE(online.err.find("nobody/no-such-model"), std::string::npos) << online.err;
+  EXPECT_NE(online.err.find("127.0.0.1:9"), std::string::npos) << online.err;
+  // Offline: one line naming the id and HF_HUB_OFFLINE, no network at all.
+  expect_one_error_line(test::run_kto_env("HF_HUB_OFFLINE=1", "inspect --model nobody/no-such-model"),
+                        {"nobody/no-such-model", "HF_HUB_OFFLINE"});
+  // No GPU (CI) or a build without CUDA: one line saying so, whatever the build.
+  auto gpu = test::run_kto(str_cat("score --device cuda --model ", test::fixture("models/llama"), " --data ",
+                                   test::fixture("kto_steps/train.jsonl")));
+  if (gpu.exit_code != 0) {
+    EXPECT_EQ(std::count(gpu.err.begin(), gpu.err.end(), '\n'), 1) << gpu.err;
+    EXPECT_TRUE(gpu.err.find("no CUDA GPU is visible") != std::string::npos ||
+                gpu.err.find("built without the CUDA backend") != std::string::npos)
+        << gpu.err;
+  }
   auto r = test::run_kto("generate --prompt hi");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err.rfind("kto: ", 0), 0u) << r.err;

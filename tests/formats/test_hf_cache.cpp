@@ -96,7 +96,7 @@ TEST(HfCache, MissingModelSaysWhereItLookedAndWhatToDo) {
     EXPECT_EQ(e.kind(), ErrorKind::NotFound);
     EXPECT_NE(msg.find(cache), std::string::npos) << msg;
     EXPECT_NE(msg.find("models--meta-llama--Llama-3.2-1B"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("huggingface-cli download meta-llama/Llama-3.2-1B --revision dev"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("kto pull meta-llama/Llama-3.2-1B --revision dev"), std::string::npos) << msg;
   }
   try {
     hf_resolve_model("./no/such/dir");

@@ -2,11 +2,13 @@
 # Run ON THE GPU MACHINE (Ubuntu 24.04, nvcc 13, g++ 13, cmake 4; no apt, no network), from the
 # repository root with .debs/ carried (tools/gpu/fetch-debs.sh fills it on the dev machine):
 # unpacks the .debs into a prefix, builds test_backend_cuda for one architecture against it,
-# runs the CPU-vs-CUDA parity suite, then the suite again under compute-sanitizer memcheck, and
-# prints one summary line last. Steps: check.sh [build] [test] [memcheck] (default: all three;
-# a later call on a warm machine can skip the build). Exit status non-zero when anything failed.
+# runs the CPU-vs-CUDA parity suite, the end-to-end GPU tests (model and trainer against the
+# transformers / PEFT / TRL fixtures), then both under compute-sanitizer memcheck, and prints one
+# summary line last. Steps: check.sh [build] [test] [e2e] [memcheck] (default: all four; a later
+# call on a warm machine can skip the build). Exit status non-zero when anything failed.
 #   Environment: CUDA_ARCH (default 90), KTO_DEBS (.debs), KTO_PREFIX (/tmp/kto-prefix),
-#   KTO_GPU_BUILD (build-gpu), KTO_CMAKE_ARGS (extra configure flags), OUT (logs are copied
+#   KTO_GPU_BUILD (build-gpu), KTO_GPU_TARGETS (what the build step builds), KTO_CMAKE_ARGS (extra
+#   configure flags), OUT (logs are copied
 #   there when set, e.g. the device tool's $OUT).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,7 +18,7 @@ build=${KTO_GPU_BUILD:-$root/build-gpu}
 arch=${CUDA_ARCH:-90}
 logs="$build/check-logs"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(build test memcheck)
+[ ${#steps[@]} -eq 0 ] && steps=(build test e2e memcheck)
 want() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 multiarch=x86_64-linux-gnu
 libdir="$prefix/usr/lib/$multiarch"
@@ -59,7 +61,7 @@ build_suite() {
     -DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_LIBRARY_PATH="$libdir/openblas-pthread;$libdir" \
     -DCMAKE_INCLUDE_PATH="$prefix/usr/include;$prefix/usr/include/$multiarch/openblas-pthread" \
     -DCMAKE_POLICY_VERSION_MINIMUM=3.5 ${KTO_CMAKE_ARGS:-} > "$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; return 1; }
-  cmake --build "$build" --target test_backend_cuda -j "$(nproc)" > "$logs/build.log" 2>&1 ||
+  cmake --build "$build" --target ${KTO_GPU_TARGETS:-test_backend_cuda test_model_cuda} -j "$(nproc)" > "$logs/build.log" 2>&1 ||
     { grep -E "error|Error" "$logs/build.log" | head -40; return 1; }
 }
 
@@ -90,6 +92,14 @@ if [ $status -eq 0 ] && want test; then
   summary+=", parity: $(gtest_counts "$logs/parity.log") ($((SECONDS - start)) s)"
   [ "$rc" -ne 0 ] && status=1 && summary+=" rc=$rc"
 fi
+e2e_binary="$build/tests/test_model_cuda"
+if [ $status -eq 0 ] && want e2e; then
+  start=$SECONDS
+  "$e2e_binary" 2>&1 | tee "$logs/e2e.log" | grep -E '^\[  FAILED  \]|GPU|Failure|step |resumed'
+  rc=${PIPESTATUS[0]}
+  summary+=", e2e: $(gtest_counts "$logs/e2e.log") ($((SECONDS - start)) s)"
+  [ "$rc" -ne 0 ] && status=1 && summary+=" rc=$rc"
+fi
 if [ $status -eq 0 ] && want memcheck; then
   start=$SECONDS
   # The 4097-token attention cases are left out (memcheck slows kernels ~100x); API errors are
@@ -101,6 +111,14 @@ if [ $status -eq 0 ] && want memcheck; then
   grep -E '^========= (Invalid|ERROR|Program hit|Uninitialized)|ERROR SUMMARY' "$logs/memcheck.log" | head -30
   errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$logs/memcheck.log" | grep -oE '[0-9]+$' | tail -1)
   summary+=", memcheck: ${errors:-?} errors, $(gtest_counts "$logs/memcheck.log") ($((SECONDS - start)) s)"
+  [ "$rc" -ne 0 ] && status=1 && summary+=" rc=$rc"
+  start=$SECONDS
+  "${sanitizer:-compute-sanitizer}" --tool memcheck --report-api-errors no --error-exitcode 86 --print-limit 20 \
+    "$e2e_binary" --gtest_filter='*GpuFixture*:*GpuFullGrads*:GpuKto.TenSteps*' > "$logs/memcheck-e2e.log" 2>&1
+  rc=$?
+  grep -E '^========= (Invalid|ERROR|Program hit|Uninitialized)|ERROR SUMMARY' "$logs/memcheck-e2e.log" | head -30
+  errors=$(grep -oE 'ERROR SUMMARY: [0-9]+' "$logs/memcheck-e2e.log" | grep -oE '[0-9]+$' | tail -1)
+  summary+=", memcheck e2e: ${errors:-?} errors, $(gtest_counts "$logs/memcheck-e2e.log") ($((SECONDS - start)) s)"
   [ "$rc" -ne 0 ] && status=1 && summary+=" rc=$rc"
 fi
 [ -n "${OUT:-}" ] && cp "$logs"/*.log "$OUT"/ 2>/dev/null

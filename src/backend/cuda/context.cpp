@@ -1,5 +1,6 @@
 // CudaContext, DeviceBuffer and host<->device copies; the CUDA and cuBLAS error messages of the
 // whole backend. Host code (g++), linked against cudart and cuBLAS.
+#include <atomic>
 #include <utility>
 
 #include "backend/cuda/context_impl.h"
@@ -42,6 +43,37 @@ int cuda_device_count() {
   return n;
 }
 
+CudaDeviceInfo cuda_device_info(int device) {
+  const int n = cuda_device_count();
+  if (device < 0 || device >= n) {
+    fail(ErrorKind::Cuda, "CUDA device ", device, " does not exist: ", n, " device(s) visible");
+  }
+  cudaDeviceProp props{};
+  KTO_CUDA_CHECK(cudaGetDeviceProperties(&props, device), "cuda_device_info");
+  CudaDeviceInfo info;
+  info.index = device;
+  info.name = props.name;
+  info.cc_major = props.major, info.cc_minor = props.minor;
+  info.multiprocessors = props.multiProcessorCount;
+  info.total_bytes = static_cast<int64_t>(props.totalGlobalMem);
+  int previous = 0;
+  KTO_CUDA_CHECK(cudaGetDevice(&previous), "cuda_device_info");
+  KTO_CUDA_CHECK(cudaSetDevice(device), "cuda_device_info");
+  size_t free_bytes = 0, total_bytes = 0;
+  KTO_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes), "cuda_device_info");
+  KTO_CUDA_CHECK(cudaSetDevice(previous), "cuda_device_info");
+  info.free_bytes = static_cast<int64_t>(free_bytes);
+  KTO_CUDA_CHECK(cudaDriverGetVersion(&info.driver_version), "cuda_device_info");
+  KTO_CUDA_CHECK(cudaRuntimeGetVersion(&info.runtime_version), "cuda_device_info");
+  return info;
+}
+
+const char* cuda_built_architectures() { return KTO_CUDA_ARCHITECTURES; }
+
+std::string cuda_version_string(int version) {
+  return std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+}
+
 CudaContext::CudaContext(int device) : impl_(std::make_unique<Impl>()) {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
@@ -58,6 +90,11 @@ CudaContext::CudaContext(int device) : impl_(std::make_unique<Impl>()) {
   s.device = device;
   KTO_CUDA_CHECK(cudaSetDevice(device), "CudaContext");
   KTO_CUDA_CHECK(cudaGetDeviceProperties(&s.props, device), "CudaContext");
+  if (s.props.major < 8) {
+    fail(ErrorKind::Unsupported, "GPU ", device, " (", s.props.name, ") has compute capability ", s.props.major, ".",
+         s.props.minor, "; kto.cpp's CUDA backend needs 8.0 (Ampere) or newer for bf16: use device: cpu");
+  }
+  cuda::require_kernel_image(s.props);
   KTO_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "CudaContext");
   KTO_CUBLAS_CHECK(cublasLtCreate(&s.lt), "CudaContext");
   KTO_CUBLAS_CHECK(cublasCreate(&s.blas), "CudaContext");
@@ -87,11 +124,28 @@ void CudaContext::synchronize(const char* what) const {
   KTO_CUDA_CHECK(cudaStreamSynchronize(impl_->stream), what);
 }
 
+namespace {
+std::atomic<int64_t> g_allocated{0}, g_peak{0};
+
+void note_allocation(int64_t delta) {
+  const int64_t now = g_allocated.fetch_add(delta) + delta;
+  int64_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+}  // namespace
+
+CudaMemoryStats cuda_memory_stats() { return {g_allocated.load(), g_peak.load()}; }
+void cuda_memory_reset_peak() { g_peak.store(g_allocated.load()); }
+
 DeviceBuffer::DeviceBuffer(const CudaContext& ctx, std::string name, size_t bytes) : bytes_(bytes), name_(std::move(name)) {
   (void)ctx;  // the context's device is current (context.h)
   if (bytes == 0) return;
   const cudaError_t err = cudaMalloc(&data_, bytes);
-  if (err == cudaSuccess) return;
+  if (err == cudaSuccess) {
+    note_allocation(static_cast<int64_t>(bytes));
+    return;
+  }
   (void)cudaGetLastError();
   data_ = nullptr;
   size_t free_bytes = 0, total_bytes = 0;
@@ -99,11 +153,15 @@ DeviceBuffer::DeviceBuffer(const CudaContext& ctx, std::string name, size_t byte
   const ErrorKind kind = err == cudaErrorMemoryAllocation ? ErrorKind::OutOfMemory : ErrorKind::Cuda;
   fail(kind, "cannot allocate ", name_, " on GPU ", ctx.device(), ": needs ", bytes, " bytes (", bytes >> 20,
        " MiB), ", free_bytes, " bytes (", free_bytes >> 20, " MiB) free of ", total_bytes >> 20, " MiB (",
-       cudaGetErrorName(err), "); use smaller micro-batches or a GPU with more memory");
+       cudaGetErrorName(err), "); lower per_device_train_batch_size or max_length (activations grow with the "
+       "tokens of a micro-batch), close other programs on this GPU, or use one with more memory");
 }
 
 DeviceBuffer::~DeviceBuffer() {
-  if (data_) (void)cudaFree(data_);
+  if (data_) {
+    (void)cudaFree(data_);
+    note_allocation(-static_cast<int64_t>(bytes_));
+  }
 }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
@@ -111,7 +169,10 @@ DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
   if (this != &other) {
-    if (data_) (void)cudaFree(data_);
+    if (data_) {
+      (void)cudaFree(data_);
+      note_allocation(-static_cast<int64_t>(bytes_));
+    }
     data_ = std::exchange(other.data_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
     name_ = std::move(other.name_);
@@ -147,6 +208,12 @@ void cuda_copy_device(CudaContext& ctx, const Tensor& dst, const Tensor& src) {
   if (dst.nbytes() == 0) return;
   KTO_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, dst.nbytes(), cudaMemcpyDeviceToDevice, cuda::stream_of(ctx)),
                  "cuda_copy_device");
+}
+
+void cuda_fill_zero(CudaContext& ctx, const Tensor& dst) {
+  KTO_ASSERT(dst.device == Device::Cuda, "cuda_fill_zero: not a device tensor");
+  if (dst.nbytes() == 0) return;
+  KTO_CUDA_CHECK(cudaMemsetAsync(dst.data, 0, dst.nbytes(), cuda::stream_of(ctx)), "cuda_fill_zero");
 }
 
 }  // namespace kto

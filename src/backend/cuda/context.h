@@ -18,10 +18,29 @@ namespace kto {
 // Number of CUDA devices visible to this process; 0 when there is no GPU or no driver (never throws).
 int cuda_device_count();
 
+// What `kto inspect` and the start banner report about a GPU.
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int cc_major = 0, cc_minor = 0;  // compute capability
+  int64_t total_bytes = 0, free_bytes = 0;
+  int driver_version = 0;   // the CUDA version the driver supports, e.g. 13000
+  int runtime_version = 0;  // the CUDA runtime this binary uses
+  int multiprocessors = 0;
+};
+// Throws Error(Cuda) when the device does not exist.
+CudaDeviceInfo cuda_device_info(int device);
+// The architectures the CUDA backend was compiled for ("80;86;89;90;120").
+const char* cuda_built_architectures();
+// "13.0" from 13000.
+std::string cuda_version_string(int version);
+
 class CudaContext {
  public:
   // Throws Error(Cuda) with what to do when no GPU or driver is visible or `device` does not exist,
-  // Error(OutOfMemory) when the handles or workspace do not fit.
+  // Error(Unsupported) when the GPU is older than Ampere (compute capability 8.0: bf16 tensor
+  // cores) or this binary holds no kernels for its architecture, Error(OutOfMemory) when the
+  // handles or workspace do not fit.
   explicit CudaContext(int device = 0);
   ~CudaContext();
   CudaContext(const CudaContext&) = delete;
@@ -65,11 +84,22 @@ class DeviceBuffer {
   std::string name_;
 };
 
+// Bytes held by DeviceBuffers of this process (all devices), now and at most since the last
+// reset: what torch.cuda.memory_allocated / max_memory_allocated report for PyTorch.
+struct CudaMemoryStats {
+  int64_t allocated = 0;
+  int64_t peak = 0;
+};
+CudaMemoryStats cuda_memory_stats();
+void cuda_memory_reset_peak();
+
 // Copies between host memory and a device tensor on the context's stream, then waits (for
 // tests, loading and metrics; the training loop keeps data on the device).
 void cuda_copy_to_device(CudaContext& ctx, const Tensor& dst, const void* host_src);
 void cuda_copy_to_host(CudaContext& ctx, void* host_dst, const Tensor& src);
 // Device-to-device copy of src into dst (same byte size), enqueued without waiting.
 void cuda_copy_device(CudaContext& ctx, const Tensor& dst, const Tensor& src);
+// Zero-fills a device tensor, enqueued without waiting.
+void cuda_fill_zero(CudaContext& ctx, const Tensor& dst);
 
 }  // namespace kto

@@ -62,6 +62,10 @@ constexpr int64_t align_bytes(int64_t bytes) { return (bytes + 255) / 256 * 256;
 // once per process, or throws Error(Unsupported) naming `op` when the device has too little.
 void require_shared_memory(const CudaContext& ctx, const void* kernel, int64_t bytes, const char* op);
 
+// Throws Error(Unsupported) naming the architectures to build for when this binary has no kernels
+// the GPU can run (probe.cu).
+void require_kernel_image(const cudaDeviceProp& props);
+
 }  // namespace cuda
 }  // namespace kto
 

@@ -1,7 +1,8 @@
 // Chunked LM head + log-softmax + gather (as logprob_head_forward_cpu, TRL's log_softmax(lm_head(h))
 // gathered at the labels) and its backward, never [T, V]: per chunk of rows, gather the selected
 // hidden rows (bf16), one cuBLASLt product into an fp32 [chunk, V] buffer, then one block per row
-// for the fused statistics (single pass: running max, Σ e^(x−max), Σ e^(x−max)·x, Σ x). The
+// for the fused statistics (single pass: running max, Σ e^(x−max), Σ e^(x−max)·x, Σ x; the argmax
+// in a second sweep when asked for). The
 // backward recomputes the chunk, writes d_logits = d·(onehot − p) in bf16, multiplies by W into
 // fp32 and adds into d_hidden with bf16 atomics (a row may be selected twice).
 #include <cmath>
@@ -84,7 +85,33 @@ struct HeadOutputs {
   float* lse;
   float* mean_logit;
   float* entropy;
+  int32_t* argmax;
 };
+
+// Block-wide index of the largest logit, the first on ties (torch.argmax); every thread gets it.
+__device__ int32_t row_argmax(const float* logits, int64_t vocab) {
+  __shared__ float best_value[kRowThreads / 32];
+  __shared__ int32_t best_index[kRowThreads / 32];
+  float value = -INFINITY;
+  int32_t index = 0x7fffffff;
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    if (logits[v] > value) value = logits[v], index = static_cast<int32_t>(v);  // ascending v: first wins
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
+    const int32_t other_index = __shfl_xor_sync(0xffffffffu, index, offset);
+    if (other_value > value || (other_value == value && other_index < index)) value = other_value, index = other_index;
+  }
+  if (threadIdx.x % 32 == 0) best_value[threadIdx.x / 32] = value, best_index[threadIdx.x / 32] = index;
+  __syncthreads();
+  value = best_value[0], index = best_index[0];
+  for (int w = 1; w < kRowThreads / 32; ++w) {
+    if (best_value[w] > value || (best_value[w] == value && best_index[w] < index)) value = best_value[w], index = best_index[w];
+  }
+  __syncthreads();
+  return index;
+}
 
 // One block per chunk row r: out[r] = logits[label] − lse, plus the optional statistics.
 __global__ void __launch_bounds__(kRowThreads) head_forward_kernel(const float* logits, const int32_t* labels,
@@ -92,7 +119,9 @@ __global__ void __launch_bounds__(kRowThreads) head_forward_kernel(const float* 
   const int64_t r = blockIdx.x;
   const float* row = logits + r * vocab;
   const RowStats st = row_stats(row, vocab);
+  const int32_t best = o.argmax ? row_argmax(row, vocab) : 0;
   if (threadIdx.x != 0) return;
+  if (o.argmax) o.argmax[r] = best;
   const float lse = st.max + logf(st.sum);
   const int32_t label = labels[r];
   o.out[r] = label >= 0 && label < vocab ? row[label] - lse : NAN;
@@ -171,15 +200,20 @@ void logprob_head_forward_cuda(const LogprobHeadArgs& args, const LogprobHeadSta
   check_head(args.hidden, args.weight, args.rows, args.labels, args.workspace, args.chunk_rows, op);
   const int64_t dim = args.hidden.shape[1], vocab = args.weight.shape[0], n = args.rows.shape[0];
   cuda::check_tensor(args.out, "logprob_head out", DType::F32, {n});
-  const HeadOutputs all{args.out.as<float>(), optional_f32(args.logsumexp, "logprob_head logsumexp", n),
+  HeadOutputs all{args.out.as<float>(), optional_f32(args.logsumexp, "logprob_head logsumexp", n),
                         optional_f32(stats.mean_logit, "logprob_head mean_logit", n),
-                        optional_f32(stats.entropy, "logprob_head entropy", n)};
+                        optional_f32(stats.entropy, "logprob_head entropy", n), nullptr};
+  if (cuda::present(stats.argmax)) {
+    cuda::check_tensor(stats.argmax, "logprob_head argmax", DType::I32, {n});
+    all.argmax = stats.argmax.as<int32_t>();
+  }
   const HeadScratch s = carve(args.workspace, args.chunk_rows, dim, vocab);
   for (int64_t begin = 0; begin < n; begin += args.chunk_rows) {
     const int64_t m = std::min(args.chunk_rows, n - begin);
     chunk_logits(args.hidden, args.weight, args.rows.as<int32_t>() + begin, m, s, ctx, op);
     const HeadOutputs o{all.out + begin, all.lse ? all.lse + begin : nullptr,
-                        all.mean_logit ? all.mean_logit + begin : nullptr, all.entropy ? all.entropy + begin : nullptr};
+                        all.mean_logit ? all.mean_logit + begin : nullptr, all.entropy ? all.entropy + begin : nullptr,
+                        all.argmax ? all.argmax + begin : nullptr};
     head_forward_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, cuda::stream_of(ctx)>>>(
         s.logits, args.labels.as<int32_t>() + begin, vocab, o);
     KTO_CUDA_CHECK_LAUNCH(op);
@@ -193,6 +227,7 @@ void logprob_head_backward_cuda(const LogprobHeadBackwardArgs& args, CudaContext
   cuda::check_tensor(args.d_out, "logprob_head d_out", DType::F32, {n});
   cuda::check_tensor(args.d_hidden, "logprob_head d_hidden", DType::BF16, {args.hidden.shape[0], dim});
   const float* lse = optional_f32(args.logsumexp, "logprob_head logsumexp", n);
+  if (cuda::present(args.d_weight)) cuda::check_tensor(args.d_weight, "logprob_head d_weight", DType::F32, {vocab, dim});
   const HeadScratch s = carve(args.workspace, args.chunk_rows, dim, vocab);
   for (int64_t begin = 0; begin < n; begin += args.chunk_rows) {
     const int64_t m = std::min(args.chunk_rows, n - begin);
@@ -208,6 +243,14 @@ void logprob_head_backward_cuda(const LogprobHeadBackwardArgs& args, CudaContext
     g.b = {args.weight.data, dim, cuda::Trans::No};
     g.c = s.d_gathered, g.ldc = dim, g.c_type = cuda::GemmOut::F32;
     cuda::gemm(g, ctx, op);
+    if (cuda::present(args.d_weight)) {  // full fine-tuning: d_W [V, D] += d_logitsᵀ · gathered rows
+      cuda::Gemm w;
+      w.m = vocab, w.n = dim, w.k = m;
+      w.a = {s.d_logits, vocab, cuda::Trans::Yes};
+      w.b = {s.gathered, dim, cuda::Trans::No};
+      w.c = args.d_weight.data, w.ldc = dim, w.c_type = cuda::GemmOut::F32, w.beta = 1.0f;
+      cuda::gemm(w, ctx, op);
+    }
     scatter_add_rows_kernel<<<static_cast<unsigned>(m), 128, 0, cuda::stream_of(ctx)>>>(s.d_gathered, rows,
                                                                                       args.d_hidden.as<bf16>(), dim);
     KTO_CUDA_CHECK_LAUNCH(op);

@@ -10,11 +10,12 @@
 //   rope           x bf16 (in place), positions i32, inv_freq f32
 //   attention      q, k, v, out, d_out, d_q, d_k, d_v bf16; q_starts, k_starts i32 (device)
 //   swiglu, add    every tensor bf16
-//   linear         x, weight, bias, out bf16
+//   linear         x, weight, bias bf16; out bf16, or f32 when there is no bias (logits)
 //   lora_linear    x, weight, bias, lora_a, lora_b (bf16 working copies of the fp32 masters),
 //                  dropout_mask, xa, out, d_out, d_x bf16; d_lora_a, d_lora_b f32 (accumulated)
 //   logprob_head   hidden, weight, d_hidden bf16; rows, labels i32; out, logsumexp, stats,
-//                  d_out f32; workspace u8 of logprob_head_workspace_bytes_cuda()
+//                  d_out f32; stats.argmax i32; d_weight f32 (accumulated); workspace u8 of
+//                  logprob_head_workspace_bytes_cuda()
 // Errors: a failed CUDA/cuBLAS call or launch throws Error(Cuda) naming the call and the op
 // (asynchronous kernel faults surface at the next CudaContext::synchronize); a head_dim or shape
 // the kernels do not support throws Error(Unsupported); wrong shapes/dtypes are caller bugs and
@@ -30,9 +31,13 @@
 namespace kto {
 
 void embedding_forward_cuda(const EmbeddingArgs& args, CudaContext& ctx);
+void embedding_backward_cuda(const EmbeddingBackwardArgs& args, CudaContext& ctx);  // d_out bf16, d_table f32
 
 void rms_norm_forward_cuda(const RmsNormArgs& args, CudaContext& ctx);
 void rms_norm_backward_cuda(const RmsNormBackwardArgs& args, CudaContext& ctx);
+// x, d_out bf16; d_weight f32 accumulated. Workspace: the rows' inverse RMS.
+int64_t rms_norm_weight_backward_workspace_bytes_cuda(int64_t rows);
+void rms_norm_weight_backward_cuda(const RmsNormWeightBackwardArgs& args, const Tensor& workspace, CudaContext& ctx);
 
 void rope_forward_cuda(const RopeArgs& args, CudaContext& ctx);
 void rope_backward_cuda(const RopeArgs& args, CudaContext& ctx);
@@ -48,6 +53,8 @@ void swiglu_backward_cuda(const SwigluBackwardArgs& args, CudaContext& ctx);
 void add_forward_cuda(const AddArgs& args, CudaContext& ctx);
 
 void linear_forward_cuda(const LinearArgs& args, CudaContext& ctx);
+// x, weight, d_out, d_x bf16; d_weight, d_bias f32 accumulated (full fine-tuning).
+void linear_backward_cuda(const LinearBackwardArgs& args, CudaContext& ctx);
 
 // One workspace serves the forward and the backward of a layer with these sizes (the dropped-out
 // input [T, K] bf16 and the [T, R] LoRA gradient, 256-byte aligned).

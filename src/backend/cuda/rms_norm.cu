@@ -53,6 +53,30 @@ __global__ void rms_norm_backward_kernel(const bf16* x, const bf16* w, const bf1
   }
 }
 
+// inv[r] = rsqrt(mean(x_r²) + eps), one warp per row (the weight gradient's first pass).
+__global__ void rms_norm_inv_kernel(const bf16* x, float* inv, int64_t rows, int64_t width, float eps) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  float sum_sq = 0.0f;
+  for (int64_t i = lane; i < width; i += 32) {
+    const float v = cuda::to_f32(x[row * width + i]);
+    sum_sq += v * v;
+  }
+  sum_sq = cuda::group_sum(sum_sq);
+  if (lane == 0) inv[row] = rsqrtf(sum_sq / static_cast<float>(width) + eps);
+}
+
+// d_weight[i] += Σ_r d_out[r, i] · x[r, i] · inv[r], one thread per column, rows in order.
+__global__ void rms_norm_weight_grad_kernel(const bf16* x, const bf16* d_out, const float* inv, float* d_weight,
+                                            int64_t rows, int64_t width) {
+  const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (i >= width) return;
+  float sum = 0.0f;
+  for (int64_t r = 0; r < rows; ++r) sum += cuda::to_f32(d_out[r * width + i]) * (cuda::to_f32(x[r * width + i]) * inv[r]);
+  d_weight[i] += sum;
+}
+
 unsigned blocks_for(int64_t rows) {
   KTO_ASSERT(rows / kRowsPerBlock < (int64_t{1} << 31), "rms_norm: too many rows for one launch");
   return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
@@ -85,6 +109,25 @@ void rms_norm_backward_cuda(const RmsNormBackwardArgs& args, CudaContext& ctx) {
       args.x.as<bf16>(), args.weight.as<bf16>(), args.d_out.as<bf16>(), args.d_x.as<bf16>(), rows, width, args.eps,
       args.store);
   KTO_CUDA_CHECK_LAUNCH("rms_norm_backward_cuda");
+}
+
+int64_t rms_norm_weight_backward_workspace_bytes_cuda(int64_t rows) { return cuda::align_bytes(rows * 4); }
+
+void rms_norm_weight_backward_cuda(const RmsNormWeightBackwardArgs& args, const Tensor& workspace, CudaContext& ctx) {
+  const char* op = "rms_norm_weight_backward_cuda";
+  const int64_t rows = args.x.shape[0], width = args.x.shape[1];
+  cuda::check_tensor(args.x, "rms_norm_weight_backward x", DType::BF16, {rows, width});
+  cuda::check_tensor(args.d_out, "rms_norm_weight_backward d_out", DType::BF16, {rows, width});
+  cuda::check_tensor(args.d_weight, "rms_norm_weight_backward d_weight", DType::F32, {width});
+  cuda::check_workspace(workspace, op, rms_norm_weight_backward_workspace_bytes_cuda(rows));
+  if (rows == 0) return;
+  float* inv = workspace.as<float>();
+  rms_norm_inv_kernel<<<blocks_for(rows), 32 * kRowsPerBlock, 0, cuda::stream_of(ctx)>>>(args.x.as<bf16>(), inv, rows,
+                                                                                      width, args.eps);
+  KTO_CUDA_CHECK_LAUNCH(op);
+  rms_norm_weight_grad_kernel<<<cuda::grid_for(width, 128), 128, 0, cuda::stream_of(ctx)>>>(
+      args.x.as<bf16>(), args.d_out.as<bf16>(), inv, args.d_weight.as<float>(), rows, width);
+  KTO_CUDA_CHECK_LAUNCH(op);
 }
 
 }  // namespace kto

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Joins the baseline's and kto_bench's JSON lines (bench/run.sh) into the table the README shows:
+per shape and checkpointing setting, real tokens/s of both, the ratio, step time, peak memory of
+both, our MFU against the bf16 matmul rate measured in the same call, and our per-phase times."""
+import json
+import sys
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def main(baseline_path, ours_path):
+    base = [r for r in read(baseline_path) if r.get("kind") != "breakdown"]
+    ours = {r["model"]: r for r in read(ours_path)}
+    gpu = next((r.get("gpu") for r in ours.values() if r.get("gpu")), "?")
+    print(f"GPU: {gpu}; matmul bf16 8192^3 measured in this call: "
+          + ", ".join(f"{r['matmul_TFLOPs']:.0f}" for r in ours.values()) + " TFLOP/s")
+    print()
+    print("| shape | ckpt (baseline) | baseline tok/s | kto.cpp tok/s | ratio | baseline s/step | kto.cpp s/step "
+          "| baseline peak GiB | kto.cpp peak GiB | kto.cpp MFU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for b in base:
+        o = ours.get(b["model"])
+        if not b.get("ok"):
+            print(f"| {b['model']} | {int(b['ckpt'])} | failed: {b.get('error', '?')[:60]} | | | | | | | |")
+            continue
+        if o is None:
+            continue
+        ratio = o["real_tok_per_s"] / b["real_tok_per_s"]
+        print(f"| {b['model']} | {'on' if b['ckpt'] else 'off'} | {b['real_tok_per_s']:,.0f} | {o['real_tok_per_s']:,.0f} "
+              f"| {ratio:.2f}x | {b['s_per_step_median']:.3f} | {o['s_per_step_median']:.3f} | {b['peak_GiB']:.1f} "
+              f"| {o['peak_GiB']:.1f} | {100 * o['mfu']:.1f}% |")
+    print()
+    print("kto.cpp per-phase seconds per step (policy on KL / reference main+KL / policy forward with head / "
+          "backward with head / optimizer):")
+    for name, o in ours.items():
+        p = o["phases_s_per_step"]
+        print(f"  {name}: {p['policy_kl_fwd']:.3f} / {p['reference_fwd']:.3f} / {p['policy_fwd_with_head']:.3f} / "
+              f"{p['backward_with_head']:.3f} / {p['optimizer']:.3f}  (kto.cpp has no gradient checkpointing yet: "
+              "the same run is compared with both baseline settings)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,71 @@
+// GpuModel: a Model's weights resident on one CUDA GPU (bf16) and the passes Model dispatches to
+// it when it runs there (model.h): completion scores, the LoRA training forward and backward,
+// hidden states / logits, and KV-cache decoding. Numerics as DESIGN.md §4: bf16 weights and
+// activations, fp32 accumulation, softmax, norm statistics and log-probs; per-sequence sums in
+// double on the host, in the CPU reference's order.
+// Memory is planned: every pass carves its tensors from arenas sized by the carving code itself
+// (gpu_arena.h); they grow only when a pass brings more tokens than any before (reserve() plans
+// for the longest batch up front, so a training run allocates before its first step, never in it).
+// Thread-safety: calls are serialised by an internal mutex (one stream per device).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/context.h"
+#include "model/config.h"
+#include "model/lora.h"
+#include "model/accelerator.h"
+#include "model/model.h"
+#include "model/packed_batch.h"
+#include "model/weights.h"
+#include "tensor/tensor.h"
+
+namespace kto {
+
+// A KV cache on the GPU (KvCache::device): bf16 keys and values per layer, [capacity, Hkv*Dh].
+struct DeviceKvCache {
+  DeviceBuffer buffer;
+  std::vector<Tensor> k, v;  // [L]
+};
+
+// Ties a TrainPass (TrainPass::device) to the GPU forward whose kept activations its backward reads.
+struct DevicePassState {
+  uint64_t id = 0;
+};
+
+class GpuModel final : public ModelAccelerator {
+ public:
+  // Uploads the weights to GPU `device`. Throws Error(Cuda / Unsupported / OutOfMemory) as
+  // CudaContext and DeviceBuffer do.
+  GpuModel(const ModelConfig& config, const Weights& weights, const HostTensor& inv_freq, int device);
+  ~GpuModel() override;
+  GpuModel(const GpuModel&) = delete;
+  GpuModel& operator=(const GpuModel&) = delete;
+
+  std::string describe() const override;
+  void set_head_chunk_rows(int64_t rows) override;
+  void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) override;
+  HostTensor hidden(const PackedBatch& batch) override;
+  HostTensor logits(const PackedBatch& batch) override;
+  SequenceScores scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter) override;
+  void forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options) override;
+  void backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) override;
+  void forward_train_full(TrainPass& pass) override;
+  void backward_train_full(const TrainPass& pass, std::span<const double> d_logps, Weights& grads) override;
+  void weights_updated(const Weights& weights) override;
+  void new_cache(KvCache& cache, int64_t capacity) override;
+  HostTensor decode(KvCache& cache, const PackedBatch& batch, const LoraAdapter* adapter) override;
+
+ private:
+  // The training forward (LoRA when `adapter`, else the base model for full fine-tuning); the
+  // caller holds the mutex.
+  void train_forward(TrainPass& pass, const LoraAdapter* adapter, const DecoderTrainOptions& options);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kto
