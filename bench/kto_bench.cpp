@@ -6,7 +6,7 @@
 // real (non-padding, main-sequence) tokens/s as the baseline counts them, step times, peak device
 // memory (DeviceBuffer bytes, as torch.cuda.max_memory_allocated counts PyTorch's), useful FLOPs
 // per step, the bf16 matmul rate measured here, MFU and the per-phase breakdown.
-//   kto_bench --shape llama3.2-1b --data rows.jsonl [--warmup 6] [--steps 18] [--device cuda]
+//   kto_bench --shape llama3.2-1b --data rows.jsonl [--ckpt 0|1] [--warmup 6] [--steps 18] [--device cuda]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -170,6 +170,7 @@ double measure_matmul_tflops(CudaContext& ctx) {
 struct Args {
   std::string shape, data, device = "cuda", out;
   int64_t warmup = 6, steps = 18;
+  bool checkpointing = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -186,6 +187,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--warmup") a.warmup = std::stoll(value());
     else if (k == "--steps") a.steps = std::stoll(value());
     else if (k == "--out") a.out = value();
+    else if (k == "--ckpt") a.checkpointing = value() != "0";
     else fail(ErrorKind::InvalidArgument, "unknown argument ", k);
   }
   if (a.shape.empty() || a.data.empty()) fail(ErrorKind::InvalidArgument, "usage: kto_bench --shape S --data ROWS.jsonl");
@@ -228,6 +230,7 @@ int run(const Args& a) {
   c.logging_steps = 1;
   c.save_steps = 0;
   c.trl_compat = true;
+  c.gradient_checkpointing = a.checkpointing;
   c.lora_r = 16, c.lora_alpha = 16, c.lora_dropout = 0.0;
   LoraConfig lora;
   lora.rank = 16, lora.alpha = 16;
@@ -277,7 +280,8 @@ int run(const Args& a) {
   result["matmul_TFLOPs"] = matmul_tflops;
   result["mfu"] = matmul_tflops > 0 ? flops / seconds / 1e12 / matmul_tflops : 0.0;
   result["peak_GiB"] = static_cast<double>(cuda_memory_stats().peak) / (1 << 30);
-  result["gradient_checkpointing"] = false;
+  result["gradient_checkpointing"] = a.checkpointing;
+  result["ckpt"] = a.checkpointing;
   const double micro = static_cast<double>(all.micro_steps - at_warmup.micro_steps);
   result["phases_s_per_step"] = {{"policy_kl_fwd", (all.kl - at_warmup.kl) / micro},
                                  {"reference_fwd", (all.reference - at_warmup.reference) / micro},

@@ -27,9 +27,10 @@ for shape in "${shapes[@]}"; do
       --out "$results/baseline.jsonl" --dump-data "$rows" > "$results/baseline-$shape-$ckpt.log" 2>&1 ||
       tail -5 "$results/baseline-$shape-$ckpt.log"
   done
-  echo "== kto.cpp $shape"
-  # Checkpointing is not implemented yet: one run serves both rows of the table.
-  OMP_NUM_THREADS=$(nproc) "$bench" --shape "$shape" --data "$rows" --warmup "${WARMUP:-6}" --steps "${STEPS:-12}" \
-    --out "$results/kto.jsonl" 2> "$results/kto-$shape.log" || tail -5 "$results/kto-$shape.log"
+  for ckpt in ${CKPT:-0 1}; do
+    echo "== kto.cpp $shape ckpt=$ckpt"
+    OMP_NUM_THREADS=$(nproc) "$bench" --shape "$shape" --data "$rows" --ckpt "$ckpt" --warmup "${WARMUP:-6}" \
+      --steps "${STEPS:-12}" --out "$results/kto.jsonl" 2> "$results/kto-$shape-$ckpt.log" || tail -5 "$results/kto-$shape-$ckpt.log"
+  done
 done
 python3 bench/table.py "$results/baseline.jsonl" "$results/kto.jsonl" | tee "$results/table.md"

@@ -16,16 +16,16 @@ def read(path):
 
 def main(baseline_path, ours_path):
     base = [r for r in read(baseline_path) if r.get("kind") != "breakdown"]
-    ours = {r["model"]: r for r in read(ours_path)}
+    ours = {(r["model"], bool(r.get("ckpt", False))): r for r in read(ours_path)}
     gpu = next((r.get("gpu") for r in ours.values() if r.get("gpu")), "?")
     print(f"GPU: {gpu}; matmul bf16 8192^3 measured in this call: "
           + ", ".join(f"{r['matmul_TFLOPs']:.0f}" for r in ours.values()) + " TFLOP/s")
     print()
-    print("| shape | ckpt (baseline) | baseline tok/s | kto.cpp tok/s | ratio | baseline s/step | kto.cpp s/step "
+    print("| shape | gradient ckpt | baseline tok/s | kto.cpp tok/s | ratio | baseline s/step | kto.cpp s/step "
           "| baseline peak GiB | kto.cpp peak GiB | kto.cpp MFU |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for b in base:
-        o = ours.get(b["model"])
+        o = ours.get((b["model"], bool(b["ckpt"])))
         if not b.get("ok"):
             print(f"| {b['model']} | {int(b['ckpt'])} | failed: {b.get('error', '?')[:60]} | | | | | | | |")
             continue
@@ -38,11 +38,10 @@ def main(baseline_path, ours_path):
     print()
     print("kto.cpp per-phase seconds per step (policy on KL / reference main+KL / policy forward with head / "
           "backward with head / optimizer):")
-    for name, o in ours.items():
+    for (name, ckpt), o in ours.items():
         p = o["phases_s_per_step"]
-        print(f"  {name}: {p['policy_kl_fwd']:.3f} / {p['reference_fwd']:.3f} / {p['policy_fwd_with_head']:.3f} / "
-              f"{p['backward_with_head']:.3f} / {p['optimizer']:.3f}  (kto.cpp has no gradient checkpointing yet: "
-              "the same run is compared with both baseline settings)")
+        print(f"  {name} ckpt {'on' if ckpt else 'off'}: {p['policy_kl_fwd']:.3f} / {p['reference_fwd']:.3f} / "
+              f"{p['policy_fwd_with_head']:.3f} / {p['backward_with_head']:.3f} / {p['optimizer']:.3f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ class ModelAccelerator {
   virtual void set_head_chunk_rows(int64_t rows) = 0;
   // Plans device memory for passes of up to n_tokens tokens and n_head_rows scored rows (with
   // training activations when `adapter` is given), so that a run allocates before its first step.
-  virtual void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) = 0;
+  virtual void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter, Checkpointing checkpointing) = 0;
 
   virtual HostTensor hidden(const PackedBatch& batch) = 0;  // [T, D] f32
   virtual HostTensor logits(const PackedBatch& batch) = 0;  // [T, V] f32

@@ -13,6 +13,7 @@
 
 #include "model/config.h"
 #include "model/lora.h"
+#include "model/memory_plan.h"
 #include "model/packed_batch.h"
 #include "model/weights.h"
 #include "tensor/tensor.h"
@@ -75,6 +76,9 @@ struct DecoderSaved {
 
 struct DecoderTrainOptions {
   uint64_t dropout_seed = 0;  // LoRA dropout masks derive from (seed, layer, module); unused when p = 0
+  // On: keep only each layer's input and recompute the layer in the backward (TRL's
+  // gradient_checkpointing). Honoured on the GPU; the CPU reference always keeps everything.
+  Checkpointing checkpointing = Checkpointing::Off;
 };
 
 // The training forward of a validated packed batch (no cache): the same program as

@@ -36,8 +36,8 @@ void Model::weights_updated() {
 
 std::string Model::device_description() const { return accel_ ? accel_->describe() : "cpu (fp32)"; }
 
-void Model::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) const {
-  if (accel_) accel_->reserve(n_tokens, n_head_rows, adapter);
+void Model::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter, Checkpointing checkpointing) const {
+  if (accel_) accel_->reserve(n_tokens, n_head_rows, adapter, checkpointing);
 }
 
 Model Model::from_parts(ModelConfig config, Weights weights, std::string dir) {

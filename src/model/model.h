@@ -83,8 +83,10 @@ class Model {
   DeviceChoice device() const { return device_; }
   std::string device_description() const;  // "cpu (fp32)" or the GPU's line
   // Plans device memory for passes of up to n_tokens tokens and n_head_rows scored completion
-  // tokens (with training activations for `adapter` when given); nothing on the CPU.
-  void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) const;
+  // tokens (with training activations for `adapter` when given, all kept or, with
+  // checkpointing, each layer's input only); nothing on the CPU.
+  void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter,
+               Checkpointing checkpointing = Checkpointing::Off) const;
 
   // Rows of the chunked log-prob head computed at once (memory: rows × V floats).
   void set_head_chunk_rows(int64_t rows);

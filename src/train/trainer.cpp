@@ -122,7 +122,8 @@ void Trainer::reserve_device_memory() {
       max_rows = std::max(max_rows, rows);
     }
   }
-  model_.reserve(max_tokens, max_rows, &adapter_);
+  model_.reserve(max_tokens, max_rows, &adapter_,
+                 config_.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off);
 }
 
 std::vector<double> Trainer::reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt,
@@ -159,7 +160,8 @@ double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
   }
   std::vector<double> ref = reference_logps(main.batch, main.n_prompt, main.keys);
   lap(phase_times_.reference);
-  DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step)};
+  DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step),
+                              config_.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off};
   TrainPass pass = model_.forward_train(main.batch, main.n_prompt, adapter_, options);
   lap(phase_times_.policy_forward);
 

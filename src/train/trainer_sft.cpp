@@ -31,7 +31,8 @@ std::vector<std::vector<int64_t>> Trainer::train_micro_batches(int64_t epoch) co
 
 double Trainer::sft_micro_step(std::span<const int64_t> batch, double num_items_in_batch) {
   const SftMicroBatch mb = sft_data_->train.pack(batch);
-  DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step)};
+  DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step),
+                              config_.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off};
   TrainPass pass = full_model_ ? model_.forward_train_full(mb.batch, mb.n_prompt)
                                : model_.forward_train(mb.batch, mb.n_prompt, adapter_, options);
   const SftLossResult loss = sft_loss(pass.scores.logps, num_items_in_batch);

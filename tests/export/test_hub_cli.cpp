@@ -69,5 +69,30 @@ TEST(HubCli, PullAndPushNeverShowTheToken) {
   EXPECT_EQ(all.find("CliSecret"), std::string::npos);
 }
 
+// `kto push --gguf`: a model folder goes up with its GGUF file and Ollama Modelfile.
+TEST(HubCli, PushWithGgufUploadsTheGgufAndModelfile) {
+  KTO_REQUIRE_HUB_CLIENT();
+  test::HubServer server;
+  server.require_token("hf_PushGguf0123456789");
+  const std::string dir = test::temp_dir("hub-cli-gguf");
+  fs::copy(test::fixture("models/llama"), dir, fs::copy_options::recursive);
+  setenv("HF_ENDPOINT", server.endpoint().c_str(), 1);
+  setenv("HF_TOKEN", "hf_PushGguf0123456789", 1);
+  unsetenv("HF_HUB_OFFLINE");
+  const test::CommandResult r = test::run_kto("push " + dir + " kto-test/tiny-gguf --gguf q8_0,f16");
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_TOKEN");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto files = server.files_at("model", "kto-test/tiny-gguf", "main");
+  EXPECT_EQ(files.count("tiny-gguf-Q8_0.gguf"), 1u);
+  EXPECT_EQ(files.count("tiny-gguf-F16.gguf"), 1u);
+  EXPECT_EQ(files.count("Modelfile"), 1u);
+  EXPECT_EQ(files.count("config.json"), 1u);
+  EXPECT_NE(test::read_file(dir + "/tiny-gguf-Q8_0.gguf").rfind("GGUF", 0), std::string::npos);
+  const test::CommandResult bad = test::run_kto("push " + dir + " kto-test/x --gguf q3_z");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--gguf q3_z"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace kto

@@ -147,6 +147,36 @@ TEST_P(GpuFixture, LoraScoresAndGradientsMatchPeft) {
               worst_logp, worst, grads.size());
 }
 
+// Gradient checkpointing recomputes each layer in the backward from its saved input: the same
+// kernels on the same inputs, so the gradients equal those of the pass that kept everything,
+// bit for bit — with LoRA dropout too (the masks are drawn again from the same seed).
+TEST_P(GpuFixture, CheckpointingGivesTheSameGradients) {
+  const json e = json_read_file(test::fixture("lora/" + GetParam() + "/expected.json"));
+  const PackedBatch batch = PackedBatch::from_sequences(e["sequences"].get<std::vector<std::vector<int32_t>>>());
+  const auto n_prompt = e["n_prompt"].get<std::vector<int32_t>>();
+  const auto coefficients = e["coefficients"].get<std::vector<double>>();
+  for (const double dropout : {0.0, 0.1}) {
+    std::vector<std::vector<float>> grads[2];
+    std::vector<double> logps[2];
+    for (const Checkpointing ckpt : {Checkpointing::Off, Checkpointing::On}) {
+      LoraAdapter adapter = lora_load_peft(test::fixture("lora/" + GetParam() + "/adapter_init"), model_->config());
+      adapter.config.dropout = dropout;
+      adapter.zero_grad();
+      DecoderTrainOptions options{7, ckpt};
+      const TrainPass pass = model_->forward_train(batch, n_prompt, adapter, options);
+      model_->backward_train(pass, coefficients, adapter);
+      const size_t k = ckpt == Checkpointing::On ? 1 : 0;
+      logps[k] = pass.scores.logps;
+      for (const NamedTensor& g : adapter.gradients()) {
+        grads[k].emplace_back(g.tensor.f32(), g.tensor.f32() + g.tensor.numel());
+      }
+    }
+    EXPECT_EQ(logps[0], logps[1]) << "dropout " << dropout;
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "tensor " << i << " dropout " << dropout;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, GpuFixture, ::testing::Values("llama", "mistral", "qwen2", "qwen3"),
                          [](const auto& param_info) { return param_info.param; });
 

@@ -61,7 +61,8 @@ GpuPassInputs gpu_carve_inputs(GpuArena& arena, int64_t n_tokens, int64_t n_sequ
 GpuLayerTensors gpu_carve_layer(GpuArena& a, const ModelConfig& c, const GpuLora* lora, int64_t layer,
                                 int64_t n_tokens, GpuPassKind kind, bool with_masks) {
   const int64_t t = n_tokens;
-  const bool training = kind == GpuPassKind::Training;
+  const bool per_layer = kind == GpuPassKind::Training;  // this layer's own ranks
+  const bool training = per_layer || kind == GpuPassKind::Recompute;
   GpuLayerTensors out;
   out.x = a.take(DType::BF16, Shape{t, c.hidden_size});
   out.x_norm1 = a.take(DType::BF16, Shape{t, c.hidden_size});
@@ -85,7 +86,7 @@ GpuLayerTensors gpu_carve_layer(GpuArena& a, const ModelConfig& c, const GpuLora
   for (LoraModule m : kLoraModules) {
     // A training pass carves its layer's modules; a shared set the widest rank of any layer.
     int64_t rank = 0;
-    for (int64_t l = training ? layer : 0; lora && l < (training ? layer + 1 : c.n_layers); ++l) {
+    for (int64_t l = per_layer ? layer : 0; lora && l < (per_layer ? layer + 1 : c.n_layers); ++l) {
       if (const GpuLoraModule* mod = lora->find(l, m)) rank = std::max(rank, mod->a.shape[0]);
     }
     if (rank == 0) continue;

@@ -56,17 +56,26 @@ InferencePlan carve_inference(GpuArena& a, const ModelConfig& c, const GpuLora* 
 
 // The activations a training forward keeps for its backward (the saved arena).
 struct SavedPlan {
+  Checkpointing checkpointing = Checkpointing::Off;
   GpuPassInputs in;
   std::vector<GpuLayerTensors> layers;  // [L]; layers[l].next == layers[l+1].x
   Tensor x_final, hidden;               // [T, D]
   Tensor rows, labels, logsumexp;       // [N] i32, i32, f32
 };
 
+// With checkpointing only each layer's input x is kept (the rest is recomputed in the backward).
 SavedPlan carve_saved(GpuArena& a, const ModelConfig& c, const GpuLora* lora, int64_t n_tokens, int64_t n_seqs,
-                      int64_t n_rows, bool with_masks) {
+                      int64_t n_rows, bool with_masks, Checkpointing checkpointing) {
   SavedPlan p;
+  p.checkpointing = checkpointing;
   p.in = gpu_carve_inputs(a, n_tokens, n_seqs);
   for (int64_t l = 0; l < c.n_layers; ++l) {
+    if (checkpointing == Checkpointing::On) {
+      GpuLayerTensors only_x;
+      only_x.x = a.take(DType::BF16, Shape{n_tokens, c.hidden_size});
+      p.layers.push_back(only_x);
+      continue;
+    }
     p.layers.push_back(gpu_carve_layer(a, c, lora, l, n_tokens, GpuPassKind::Training, with_masks));
   }
   p.x_final = a.take(DType::BF16, Shape{n_tokens, c.hidden_size});
@@ -82,18 +91,46 @@ SavedPlan carve_saved(GpuArena& a, const ModelConfig& c, const GpuLora* lora, in
 struct TrainScratchPlan {
   GpuLayerScratch layer;
   HeadTensors head;
+  GpuLayerTensors work;  // checkpointing: the layer being computed (shared by all layers)
 };
+
+GpuLayerTensors carve_work(GpuArena& a, const ModelConfig& c, const GpuLora* lora, int64_t n_tokens, bool masks,
+                           Checkpointing checkpointing) {
+  if (checkpointing == Checkpointing::Off) return {};
+  return gpu_carve_layer(a, c, lora, 0, n_tokens, GpuPassKind::Recompute, masks);
+}
+
+// The shared work tensors as layer `layer` of a checkpointed pass uses them: its ranks, its saved
+// input, and `next` (the next layer's saved input in the forward; scratch in the recomputation).
+GpuLayerTensors work_for(const GpuLayerTensors& work, const GpuLora* lora, int64_t layer, const Tensor& x,
+                         const Tensor& next) {
+  GpuLayerTensors t = gpu_layer_view(work, lora, layer);
+  for (LoraModule m : kLoraModules) {
+    Tensor& mask = t.mask[static_cast<size_t>(m)];
+    if (!t.xa[static_cast<size_t>(m)].data) mask = Tensor{};
+  }
+  t.x = x, t.next = next;
+  return t;
+}
 struct BackwardPlan {
   GpuBackwardScratch layer;
+  GpuLayerScratch forward;  // checkpointing: the recomputed layer's scratch …
+  GpuLayerTensors work;     // … its tensors …
+  Tensor next;              // … and its output, [T, D] (not needed, not kept)
   Tensor d_hidden;  // [T, D] bf16
   Tensor d_out;     // [N] f32
   Tensor head_ws;   // u8
 };
 
 BackwardPlan carve_backward(GpuArena& a, const ModelConfig& c, const GpuLora* lora, int64_t n_tokens, int64_t n_rows,
-                            int64_t chunk) {
+                            int64_t chunk, bool masks = false, Checkpointing checkpointing = Checkpointing::Off) {
   BackwardPlan p;
   p.layer = gpu_carve_backward(a, c, lora, n_tokens);
+  if (checkpointing == Checkpointing::On) {
+    p.forward = gpu_carve_layer_scratch(a, c, lora, n_tokens);
+    p.work = carve_work(a, c, lora, n_tokens, masks, checkpointing);
+    p.next = a.take(DType::BF16, Shape{n_tokens, c.hidden_size});
+  }
   p.d_hidden = a.take(DType::BF16, Shape{n_tokens, c.hidden_size});
   p.d_out = a.take(DType::F32, Shape{n_rows});
   p.head_ws = a.take(DType::U8, Shape{logprob_head_workspace_bytes_cuda(chunk, c.hidden_size, c.vocab_size)});
@@ -146,6 +183,23 @@ struct GpuModel::Impl {
     if (arena.counting() || arena.capacity() < bytes) arena.reserve(ctx, name, bytes);
     arena.reset();
   }
+  // The last training forward's dropout (for the recomputation of checkpointed layers).
+  double last_dropout = 0.0;
+  uint64_t last_dropout_seed = 0;
+
+  // The CPU reference's dropout masks of layer `layer` for this step, rounded to bf16, into t.mask.
+  void upload_masks(const GpuLayerTensors& t, int64_t layer) {
+    for (LoraModule mod : kLoraModules) {
+      const Tensor& mask = t.mask[static_cast<size_t>(mod)];
+      if (!mask.data) continue;
+      const uint64_t seed = last_dropout_seed * 1000003u + static_cast<uint64_t>(layer) * 16u + static_cast<uint64_t>(mod);
+      const HostTensor host = lora_dropout_mask(last_dropout, mask.shape[0], mask.shape[1], seed);
+      std::vector<uint16_t> bits(static_cast<size_t>(host.numel()));
+      for (size_t i = 0; i < bits.size(); ++i) bits[i] = f32_to_bf16(host.f32()[i]);
+      cuda_copy_to_device(ctx, mask, bits.data());
+    }
+  }
+
   // The arenas' names in out-of-memory messages say what the memory is for.
   static std::string saved_name(int64_t n_tokens) { return str_cat("saved activations of a ", n_tokens, "-token training pass"); }
   static std::string scratch_name(int64_t n_tokens) { return str_cat("activation scratch of a ", n_tokens, "-token pass"); }
@@ -198,7 +252,7 @@ void GpuModel::set_head_chunk_rows(int64_t rows) {
   impl_->head_chunk_rows = rows;
 }
 
-void GpuModel::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) {
+void GpuModel::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter, Checkpointing checkpointing) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mutex);
   const ModelConfig& c = m.config;
@@ -207,15 +261,17 @@ void GpuModel::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter*
   const int64_t n_seqs = n_tokens;  // at most one sequence per token
   size_t scratch = gpu_arena_measure([&](GpuArena& a) { carve_inference(a, c, lora, n_tokens, n_seqs, n_head_rows, chunk); });
   if (adapter) {
+    const bool masks = adapter->config.dropout > 0.0;
     scratch = std::max(scratch, gpu_arena_measure([&](GpuArena& a) {
                          gpu_carve_layer_scratch(a, c, lora, n_tokens), carve_head(a, c, n_head_rows, chunk);
+                         carve_work(a, c, lora, n_tokens, masks, checkpointing);
                        }));
     scratch = std::max(scratch, gpu_arena_measure([&](GpuArena& a) {
-                         carve_backward(a, c, lora, n_tokens, n_head_rows, chunk);
+                         carve_backward(a, c, lora, n_tokens, n_head_rows, chunk, masks, checkpointing);
                        }));
-    const bool masks = adapter->config.dropout > 0.0;
-    m.ensure(m.saved, Impl::saved_name(n_tokens),
-             gpu_arena_measure([&](GpuArena& a) { carve_saved(a, c, lora, n_tokens, n_seqs, n_head_rows, masks); }));
+    m.ensure(m.saved, Impl::saved_name(n_tokens), gpu_arena_measure([&](GpuArena& a) {
+               carve_saved(a, c, lora, n_tokens, n_seqs, n_head_rows, masks, checkpointing);
+             }));
     m.last_id = 0;  // reallocating invalidated any kept forward
   }
   m.ensure(m.scratch, Impl::scratch_name(n_tokens), scratch);
@@ -297,36 +353,29 @@ void GpuModel::train_forward(TrainPass& pass, const LoraAdapter* adapter, const 
   const int64_t n_tokens = batch.n_tokens(), n_seqs = batch.n_sequences();
   const int64_t n_rows = static_cast<int64_t>(pass.head_rows.rows.size()), chunk = m.head_chunk_rows;
   const bool masks = adapter && adapter->config.dropout > 0.0;
-  auto carve_saved_plan = [&](GpuArena& a) { return carve_saved(a, c, d.lora, n_tokens, n_seqs, n_rows, masks); };
+  const Checkpointing ckpt = options.checkpointing;
+  auto carve_saved_plan = [&](GpuArena& a) { return carve_saved(a, c, d.lora, n_tokens, n_seqs, n_rows, masks, ckpt); };
   auto carve_scratch = [&](GpuArena& a) {
-    return TrainScratchPlan{gpu_carve_layer_scratch(a, c, d.lora, n_tokens), carve_head(a, c, n_rows, chunk)};
+    TrainScratchPlan plan{gpu_carve_layer_scratch(a, c, d.lora, n_tokens), carve_head(a, c, n_rows, chunk), {}};
+    plan.work = carve_work(a, c, d.lora, n_tokens, masks, ckpt);
+    return plan;
   };
   const size_t backward_bytes =
-      gpu_arena_measure([&](GpuArena& a) { carve_backward(a, c, d.lora, n_tokens, n_rows, chunk); });
+      gpu_arena_measure([&](GpuArena& a) { carve_backward(a, c, d.lora, n_tokens, n_rows, chunk, masks, ckpt); });
   m.ensure(m.saved, Impl::saved_name(n_tokens), std::max(m.saved.capacity(), gpu_arena_measure(carve_saved_plan)));
   m.ensure(m.scratch, Impl::scratch_name(n_tokens),
            std::max({m.scratch.capacity(), gpu_arena_measure(carve_scratch), backward_bytes}));
   m.last = carve_saved_plan(m.saved);
   const TrainScratchPlan scratch = carve_scratch(m.scratch);
   const SavedPlan& s = m.last;
+  m.last_dropout = masks ? adapter->config.dropout : 0.0;
+  m.last_dropout_seed = options.dropout_seed;
   m.upload_inputs(s.in, batch, batch.seq_starts);
-  if (masks) {
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      for (LoraModule mod : kLoraModules) {
-        const Tensor& mask = s.layers[static_cast<size_t>(l)].mask[static_cast<size_t>(mod)];
-        if (!mask.data) continue;
-        // The CPU reference's mask for this (step, layer, module), rounded to bf16.
-        const uint64_t seed = options.dropout_seed * 1000003u + static_cast<uint64_t>(l) * 16u + static_cast<uint64_t>(mod);
-        const HostTensor host = lora_dropout_mask(adapter->config.dropout, mask.shape[0], mask.shape[1], seed);
-        std::vector<uint16_t> bits(static_cast<size_t>(host.numel()));
-        for (size_t i = 0; i < bits.size(); ++i) bits[i] = f32_to_bf16(host.f32()[i]);
-        cuda_copy_to_device(m.ctx, mask, bits.data());
-      }
-    }
-  }
   m.embed(s.in, s.layers[0].x);
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const GpuLayerTensors& t = s.layers[static_cast<size_t>(l)];
+    const GpuLayerTensors& saved = s.layers[static_cast<size_t>(l)];
+    const GpuLayerTensors t = ckpt == Checkpointing::On ? work_for(scratch.work, d.lora, l, saved.x, saved.next) : saved;
+    if (masks) m.upload_masks(t, l);
     gpu_layer_forward(d, l, s.in, t, scratch.layer, t.k, t.v);
   }
   rms_norm_forward_cuda({s.x_final, m.weights.final_norm, s.hidden, static_cast<float>(c.rms_norm_eps)}, m.ctx);
@@ -366,7 +415,8 @@ void GpuModel::backward_train(const TrainPass& pass, std::span<const double> d_l
   const int64_t n_tokens = pass.batch.n_tokens(), chunk = m.head_chunk_rows;
   const int64_t n_rows = static_cast<int64_t>(pass.head_rows.rows.size());
   m.scratch.reset();
-  const BackwardPlan b = carve_backward(m.scratch, c, &m.lora, n_tokens, n_rows, chunk);
+  const bool masks = m.last_dropout > 0.0;
+  const BackwardPlan b = carve_backward(m.scratch, c, &m.lora, n_tokens, n_rows, chunk, masks, s.checkpointing);
   gpu_lora_zero_grads(m.ctx, m.lora);
   cuda_fill_zero(m.ctx, b.d_hidden);
   if (n_rows > 0) {
@@ -384,7 +434,17 @@ void GpuModel::backward_train(const TrainPass& pass, std::span<const double> d_l
   rms_norm_backward_cuda({s.x_final, m.weights.final_norm, b.d_hidden, b.layer.d_h,
                           static_cast<float>(c.rms_norm_eps), GradStore::Overwrite},
                          m.ctx);
-  for (int64_t l = c.n_layers - 1; l >= 0; --l) gpu_layer_backward(d, l, s.in, s.layers[static_cast<size_t>(l)], b.layer);
+  for (int64_t l = c.n_layers - 1; l >= 0; --l) {
+    const GpuLayerTensors& saved = s.layers[static_cast<size_t>(l)];
+    if (s.checkpointing == Checkpointing::Off) {
+      gpu_layer_backward(d, l, s.in, saved, b.layer);
+      continue;
+    }
+    const GpuLayerTensors t = work_for(b.work, d.lora, l, saved.x, b.next);  // recompute the layer
+    if (masks) m.upload_masks(t, l);
+    gpu_layer_forward(d, l, s.in, t, b.forward, t.k, t.v);
+    gpu_layer_backward(d, l, s.in, t, b.layer);
+  }
   gpu_lora_add_grads(m.ctx, m.lora, adapter);
 }
 

@@ -48,7 +48,7 @@ class GpuModel final : public ModelAccelerator {
 
   std::string describe() const override;
   void set_head_chunk_rows(int64_t rows) override;
-  void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter) override;
+  void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter, Checkpointing checkpointing) override;
   HostTensor hidden(const PackedBatch& batch) override;
   HostTensor logits(const PackedBatch& batch) override;
   SequenceScores scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter) override;

@@ -18,7 +18,9 @@
 
 namespace kto {
 
-enum class GpuPassKind { Inference, Training, Decode };
+// Recompute: a training layer's tensors carved once for every layer (the widest LoRA ranks), for
+// gradient checkpointing's forward and the backward's recomputation.
+enum class GpuPassKind { Inference, Training, Decode, Recompute };
 
 // What every op of a pass reads besides its tensors.
 struct GpuDecoder {
