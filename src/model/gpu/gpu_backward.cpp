@@ -31,6 +31,25 @@ Tensor as_heads(const Tensor& t, int64_t head_dim) {
   return Tensor{t.data, t.dtype, Shape{t.numel() / head_dim, head_dim}, Device::Cuda};
 }
 
+// From d_attn (s.d_attn) to the gradients of q and k before RoPE and of v (s.d_q, s.d_k, s.d_v):
+// the attention backward (softmax recomputed) and the inverse rotations. Shared by both backwards.
+void softmax_rope_backward(const GpuDecoder& d, int64_t layer, const GpuPassInputs& in, const GpuLayerTensors& t,
+                           const GpuBackwardScratch& s) {
+  const ModelConfig& c = *d.config;
+  CudaContext& ctx = *d.ctx;
+  const size_t l = static_cast<size_t>(layer);
+  AttentionBackwardArgs attention;
+  attention.q = t.q, attention.k = t.k, attention.v = t.v;
+  attention.q_starts = in.q_starts, attention.k_starts = in.k_starts, attention.d_out = s.d_attn;
+  attention.d_q = s.d_q, attention.d_k = s.d_k, attention.d_v = s.d_v;
+  attention.n_heads = c.n_heads, attention.n_heads_kv = c.n_heads_kv, attention.head_dim = c.head_dim;
+  attention.window = l < c.layer_window.size() ? c.layer_window[l] : 0;
+  attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  attention_backward_cuda(attention, s.attn_ws, ctx);
+  rope_backward_cuda({s.d_q, in.positions, d.weights->inv_freq, c.n_heads, c.head_dim}, ctx);
+  rope_backward_cuda({s.d_k, in.positions, d.weights->inv_freq, c.n_heads_kv, c.head_dim}, ctx);
+}
+
 }  // namespace
 
 GpuBackwardScratch gpu_carve_backward(GpuArena& a, const ModelConfig& c, const GpuLora* lora, int64_t n_tokens) {
@@ -67,17 +86,7 @@ void gpu_layer_backward(const GpuDecoder& d, int64_t layer, const GpuPassInputs&
   rms_norm_backward_cuda({t.h_mid, w.post_attention_norm, s.d_x2, s.d_h, eps, GradStore::Accumulate}, ctx);
   // Attention: d_h is now ∂/∂h_mid.
   project_backward(d, layer, LoraModule::O, t.attn, s.d_h, s.d_attn, GradStore::Overwrite, t, s);
-  const size_t l = static_cast<size_t>(layer);
-  AttentionBackwardArgs attention;
-  attention.q = t.q, attention.k = t.k, attention.v = t.v;
-  attention.q_starts = in.q_starts, attention.k_starts = in.k_starts, attention.d_out = s.d_attn;
-  attention.d_q = s.d_q, attention.d_k = s.d_k, attention.d_v = s.d_v;
-  attention.n_heads = c.n_heads, attention.n_heads_kv = c.n_heads_kv, attention.head_dim = c.head_dim;
-  attention.window = l < c.layer_window.size() ? c.layer_window[l] : 0;
-  attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-  attention_backward_cuda(attention, s.attn_ws, ctx);
-  rope_backward_cuda({s.d_q, in.positions, d.weights->inv_freq, c.n_heads, c.head_dim}, ctx);
-  rope_backward_cuda({s.d_k, in.positions, d.weights->inv_freq, c.n_heads_kv, c.head_dim}, ctx);
+  softmax_rope_backward(d, layer, in, t, s);
   if (c.qk_norm) {
     rms_norm_backward_cuda({as_heads(t.q_raw, c.head_dim), w.q_norm, as_heads(s.d_q, c.head_dim),
                             as_heads(s.d_q, c.head_dim), eps, GradStore::Overwrite},
@@ -120,17 +129,7 @@ void gpu_layer_backward_full(const GpuDecoder& d, int64_t layer, const GpuPassIn
   rms_norm_weight_backward_cuda({t.h_mid, s.d_x2, g.post_attention_norm, eps}, s.norm_ws, ctx);
   rms_norm_backward_cuda({t.h_mid, w.post_attention_norm, s.d_x2, s.d_h, eps, GradStore::Accumulate}, ctx);
   linear_backward(d, layer, LoraModule::O, t.attn, s.d_h, s.d_attn, GradStore::Overwrite, g);
-  const size_t l = static_cast<size_t>(layer);
-  AttentionBackwardArgs attention;
-  attention.q = t.q, attention.k = t.k, attention.v = t.v;
-  attention.q_starts = in.q_starts, attention.k_starts = in.k_starts, attention.d_out = s.d_attn;
-  attention.d_q = s.d_q, attention.d_k = s.d_k, attention.d_v = s.d_v;
-  attention.n_heads = c.n_heads, attention.n_heads_kv = c.n_heads_kv, attention.head_dim = c.head_dim;
-  attention.window = l < c.layer_window.size() ? c.layer_window[l] : 0;
-  attention.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-  attention_backward_cuda(attention, s.attn_ws, ctx);
-  rope_backward_cuda({s.d_q, in.positions, d.weights->inv_freq, c.n_heads, c.head_dim}, ctx);
-  rope_backward_cuda({s.d_k, in.positions, d.weights->inv_freq, c.n_heads_kv, c.head_dim}, ctx);
+  softmax_rope_backward(d, layer, in, t, s);
   if (c.qk_norm) {
     for (auto [raw, grad, weight, d_weight] : {std::tuple{t.q_raw, s.d_q, w.q_norm, g.q_norm},
                                                std::tuple{t.k_raw, s.d_k, w.k_norm, g.k_norm}}) {
