@@ -6,7 +6,11 @@
 // real (non-padding, main-sequence) tokens/s as the baseline counts them, step times, peak device
 // memory (DeviceBuffer bytes, as torch.cuda.max_memory_allocated counts PyTorch's), useful FLOPs
 // per step, the bf16 matmul rate measured here, MFU and the per-phase breakdown.
+// QLoRA (issue #7): --nf4 1 quantises the random base to NF4 as load_in_4bit does (blocksize 64,
+// double quantisation), --optim adamw_8bit takes bitsandbytes' 8-bit AdamW, --batch sets the
+// per-device batch (the KL completions rotate inside each batch as the baseline's).
 //   kto_bench --shape llama3.2-1b --data rows.jsonl [--ckpt 0|1] [--warmup 6] [--steps 18] [--device cuda]
+//             [--nf4 0|1] [--optim adamw_torch|adamw_8bit] [--batch 8]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,7 +28,10 @@
 #include "data/dataset.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "model/weights.h"
+#include "tensor/nf4.h"
 #include "tokenizer/tokenizer.h"
+#include "train/train_memory.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -132,21 +139,33 @@ std::string write_tokenizer(const std::string& dir, int64_t vocab) {
   return dir;
 }
 
-// Useful FLOPs of one step: 2·N_matmul per token per forward (policy on KL, reference on main
-// and KL, policy on main) and 2·N_matmul per main token for the input-gradient backward, plus
-// causal attention (q·kᵀ and p·v: 2·2·Dh·H·len²/2 per layer and forward; twice that backward).
-// N_matmul counts every projection and the head, as the baseline's count_params does.
-double step_flops(const ModelConfig& c, const std::vector<int64_t>& main_lens, const std::vector<int64_t>& kl_lens) {
+// FLOPs of the work one step needs: 2·N_matmul per token per forward and causal attention
+// (q·kᵀ and p·v: 4·H·Dh per visible query-key pair per layer) — the policy's training forward
+// and the reference's forward over the main sequences, the input-gradient backward of the
+// policy's, and the KL sequences' forwards of policy and reference over
+// what they must compute: each KL completion and its prompt's last token, attending to the whole
+// sequence (the prompt's keys and values are the main pass's). N_matmul counts every projection
+// and the head, as the baseline's count_params does.
+struct SeqShape {
+  int64_t prompt, length;
+};
+double step_flops(const ModelConfig& c, const std::vector<SeqShape>& main, const std::vector<SeqShape>& kl) {
   const double d = static_cast<double>(c.hidden_size), f = static_cast<double>(c.intermediate_size);
   const double per_layer = d * static_cast<double>(c.q_dim()) * 2 + d * static_cast<double>(c.kv_dim()) * 2 + 3 * d * f;
   const double n_matmul = per_layer * static_cast<double>(c.n_layers) + d * static_cast<double>(c.vocab_size);
-  const double attn_unit = 2.0 * static_cast<double>(c.q_dim()) * static_cast<double>(c.n_layers);  // × len² per forward
-  double main_tokens = 0, kl_tokens = 0, main_sq = 0, kl_sq = 0;
-  for (int64_t n : main_lens) main_tokens += static_cast<double>(n), main_sq += static_cast<double>(n * n);
-  for (int64_t n : kl_lens) kl_tokens += static_cast<double>(n), kl_sq += static_cast<double>(n * n);
-  const double forwards = 2 * n_matmul * (2 * main_tokens + 2 * kl_tokens) + attn_unit * (2 * main_sq + 2 * kl_sq);
-  const double backward = 2 * n_matmul * main_tokens + 2 * attn_unit * main_sq;
-  return forwards + backward;
+  const double per_pair = 4.0 * static_cast<double>(c.q_dim()) * static_cast<double>(c.n_layers);
+  // Visible (query, key) pairs of queries at positions [first, length): Σ (i + 1).
+  auto pairs = [](int64_t first, int64_t length) {
+    return static_cast<double>(length * (length + 1) - first * (first + 1)) / 2.0;
+  };
+  double main_mm = 0, main_attn = 0, kl_fwd = 0;
+  for (const SeqShape& s : main) main_mm += 2 * n_matmul * static_cast<double>(s.length), main_attn += per_pair * pairs(0, s.length);
+  for (const SeqShape& s : kl) {
+    kl_fwd += 2 * n_matmul * static_cast<double>(s.length - s.prompt + 1) + per_pair * pairs(s.prompt - 1, s.length);
+  }
+  // Forwards of both models; the backward's input gradients cost one forward's matmuls (frozen
+  // weights: dX only) and twice its attention.
+  return 2 * (main_mm + main_attn) + 2 * kl_fwd + main_mm + 2 * main_attn;
 }
 
 // The bf16 matmul rate of this GPU through the same cuBLASLt path our projections take.
@@ -168,9 +187,9 @@ double measure_matmul_tflops(CudaContext& ctx) {
 }
 
 struct Args {
-  std::string shape, data, device = "cuda", out;
-  int64_t warmup = 6, steps = 18;
-  bool checkpointing = false;
+  std::string shape, data, device = "cuda", out, optim = "adamw_torch";
+  int64_t warmup = 6, steps = 18, batch = 8;
+  bool checkpointing = false, nf4 = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -188,6 +207,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--steps") a.steps = std::stoll(value());
     else if (k == "--out") a.out = value();
     else if (k == "--ckpt") a.checkpointing = value() != "0";
+    else if (k == "--nf4") a.nf4 = value() != "0";
+    else if (k == "--optim") a.optim = value();
+    else if (k == "--batch") a.batch = std::stoll(value());
     else fail(ErrorKind::InvalidArgument, "unknown argument ", k);
   }
   if (a.shape.empty() || a.data.empty()) fail(ErrorKind::InvalidArgument, "usage: kto_bench --shape S --data ROWS.jsonl");
@@ -199,7 +221,9 @@ int run(const Args& a) {
   const json config_json = shape_config(a.shape);
   const ModelConfig config = model_config_from_json(config_json, a.shape);
   const DeviceChoice device = device_resolve(a.device);
-  json result = {{"engine", "kto.cpp"}, {"model", a.shape}, {"device", device_name(device)}, {"batch", 8}};
+  const int64_t batch = a.batch;
+  json result = {{"engine", "kto.cpp"}, {"model", a.shape}, {"device", device_name(device)}, {"batch", batch},
+                 {"nf4", a.nf4}, {"optim", a.optim}};
   double matmul_tflops = 0.0;
   if (device.kind == DeviceKind::Cuda) {
     CudaContext probe(device.index);
@@ -208,6 +232,12 @@ int run(const Args& a) {
   }
   auto t0 = std::chrono::steady_clock::now();
   Model model = Model::from_parts(config, random_weights(config));
+  if (a.nf4) {
+    Nf4QuantizeOptions nf4;
+    nf4.double_quant = true;
+    nf4.dtype = DType::BF16;  // the checkpoints' torch_dtype
+    weights_quantize_nf4(model.mutable_weights(), nf4);
+  }
   cuda_memory_reset_peak();
   model.to_device(device);
   result["model_build_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -221,7 +251,9 @@ int run(const Args& a) {
 
   TrainConfig c;
   c.output_dir = dir + "/run";
-  c.per_device_train_batch_size = 8;
+  c.per_device_train_batch_size = batch;
+  c.optim = a.optim;
+  c.load_in_4bit = a.nf4;
   c.learning_rate = 5e-7;
   c.lr_scheduler_type = "constant";
   c.beta = 0.1;
@@ -235,6 +267,13 @@ int run(const Args& a) {
   LoraConfig lora;
   lora.rank = 16, lora.alpha = 16;
   Trainer trainer(c, model, data, lora_init(config, lora, 42));
+  // The memory plan's predicted peak, made from the config and the data alone (issue #7).
+  TrainMemorySetup setup;
+  setup.model = config;
+  const PassExtent extent = train_pass_extent(data.train, batch, KlSequences::Yes, data.train.options().truncation);
+  const MemoryPlan plan = memory_plan(
+      config, train_memory_inputs(c, setup, a.nf4 ? BaseWeights::Nf4DoubleQuant : BaseWeights::Bf16, extent));
+  result["predicted_peak_GiB"] = static_cast<double>(plan.peak()) / (1 << 30);
 
   // Step boundaries and each step's main / KL sequence lengths (batch s = rows 8s .. 8s+7, KL
   // completions rotated by one inside the batch, as the baseline's batch_token_stats).
@@ -255,20 +294,21 @@ int run(const Args& a) {
   double real = 0, seconds = 0, flops = 0;
   std::vector<double> per_step;
   for (int64_t step = a.warmup; step < a.warmup + a.steps; ++step) {
-    std::vector<int64_t> main_lens, kl_lens;
+    std::vector<SeqShape> main_seqs, kl_seqs;
     std::vector<int64_t> p, comp;
-    for (int64_t i = step * 8; i < step * 8 + 8; ++i) {
+    for (int64_t i = step * batch; i < step * batch + batch; ++i) {
       const Example& e = data.train.examples()[static_cast<size_t>(i)];
       p.push_back(static_cast<int64_t>(e.prompt_ids.size())), comp.push_back(static_cast<int64_t>(e.completion_ids.size()));
     }
-    for (size_t i = 0; i < 8; ++i) {
-      main_lens.push_back(p[i] + comp[i]);
-      kl_lens.push_back(p[i] + comp[(i + 7) % 8]);
+    const size_t b = static_cast<size_t>(batch);
+    for (size_t i = 0; i < b; ++i) {
+      main_seqs.push_back({p[i], p[i] + comp[i]});
+      kl_seqs.push_back({p[i], p[i] + comp[(i + b - 1) % b]});
       real += static_cast<double>(p[i] + comp[i]);
     }
     seconds += step_s[static_cast<size_t>(step)];
     per_step.push_back(step_s[static_cast<size_t>(step)]);
-    flops += step_flops(config, main_lens, kl_lens);
+    flops += step_flops(config, main_seqs, kl_seqs);
   }
   std::sort(per_step.begin(), per_step.end());
   const double n_steps = static_cast<double>(a.steps);

@@ -5,7 +5,9 @@
 #   bash bench/run.sh [SHAPES...]      shapes: qwen2.5-0.5b llama3.2-1b llama3.1-8b (default: all)
 # Needs .carry/kto_baseline.py (bench/prepare.sh copies it there on the dev machine) and, for the
 # build, .debs/ (tools/gpu/fetch-debs.sh). Environment: CKPT ("0 1": the baseline's settings to
-# run), STEPS / WARMUP (timed and untimed steps, 12 / 6), OUT (results are copied there).
+# run), STEPS / WARMUP (timed and untimed steps, 12 / 6), OUT (results are copied there), QLORA
+# ("8 2": after the shapes, the 8B shape with an NF4 base, 8-bit AdamW and checkpointing at these
+# batch sizes, issue #7; "" skips it).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,5 +34,13 @@ for shape in "${shapes[@]}"; do
     OMP_NUM_THREADS=$(nproc) "$bench" --shape "$shape" --data "$rows" --ckpt "$ckpt" --warmup "${WARMUP:-6}" \
       --steps "${STEPS:-12}" --out "$results/kto.jsonl" 2> "$results/kto-$shape-$ckpt.log" || tail -5 "$results/kto-$shape-$ckpt.log"
   done
+done
+qlora_rows=/tmp/kto-bench-rows-llama3.1-8b.jsonl
+for batch in ${QLORA-8 2}; do
+  [ -f "$qlora_rows" ] || { echo "bench: QLoRA runs need the llama3.1-8b rows (run that shape too)"; break; }
+  echo "== kto.cpp llama3.1-8b NF4 + adamw_8bit + ckpt, batch $batch"
+  OMP_NUM_THREADS=$(nproc) "$bench" --shape llama3.1-8b --data "$qlora_rows" --ckpt 1 --nf4 1 --optim adamw_8bit \
+    --batch "$batch" --warmup "${WARMUP:-6}" --steps "${STEPS:-12}" --out "$results/kto.jsonl" \
+    2> "$results/kto-qlora-$batch.log" || tail -5 "$results/kto-qlora-$batch.log"
 done
 python3 bench/table.py "$results/baseline.jsonl" "$results/kto.jsonl" | tee "$results/table.md"

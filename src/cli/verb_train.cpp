@@ -18,11 +18,11 @@
 #include "data/truncation.h"
 #include "export/hub_ensure.h"
 #include "formats/hf_cache.h"
-#include "model/memory_plan.h"
 #include "model/device.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/train_memory.h"
 #include "train/train_run.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -76,7 +76,18 @@ std::string device_text(const Model& model) {
   return model.device_description();
 }
 
-void print_banner(const TrainConfig& c, const Model& model, const LoraAdapter& adapter, const KtoDatasets& data, const Trainer& t) {
+// The banner's memory line: the plan's peak on a GPU, and how `auto` chose the batch size.
+void print_memory_line(const Model& model, const MemoryResolution& memory) {
+  if (model.device().kind == DeviceKind::Cuda && memory.plan.peak() > 0) {
+    std::fprintf(stderr, "  memory plan: predicted peak %s (largest pass %lld tokens) + ~%s CUDA context\n",
+                 memory_bytes_text(memory.plan.peak()).c_str(), (long long)memory.extent.n_tokens,
+                 memory_bytes_text(memory.plan.cuda_context).c_str());
+  }
+  if (!memory.note.empty()) std::fprintf(stderr, "  %s\n", memory.note.c_str());
+}
+
+void print_banner(const TrainConfig& c, const Model& model, const LoraAdapter& adapter, const KtoDatasets& data, const Trainer& t,
+                  const MemoryResolution& memory) {
   const ModelConfig& mc = model.config();
   std::fprintf(stderr, "kto train · %s (%s, %lld layers, hidden %lld) on %s\n", model.dir().c_str(),
                mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, device_text(model).c_str());
@@ -90,20 +101,20 @@ void print_banner(const TrainConfig& c, const Model& model, const LoraAdapter& a
                (long long)(c.per_device_train_batch_size * c.gradient_accumulation_steps), (long long)c.per_device_train_batch_size,
                (long long)c.gradient_accumulation_steps, (long long)t.total_steps(), (long long)t.steps_per_epoch(), c.learning_rate,
                c.lr_scheduler_type.c_str());
+  print_memory_line(model, memory);
 }
 
-void print_dry_run(const TrainConfig& c, const Model& model, const KtoDatasets& data) {
+void print_dry_run(const TrainConfig& c, const KtoDatasets& data, const std::string& memory) {
   std::printf("resolved config:\n%s", train_config_dump(c).c_str());
   std::printf("\ntrain data (%s):\n%s\n", c.dataset_name.c_str(), dataset_stats_summary(data.train.stats()).c_str());
   if (data.eval) std::printf("eval data:\n%s\n", dataset_stats_summary(data.eval->stats()).c_str());
   std::printf("KL pairs: %s\n", c.loss_type == "kto" ? "each example's prompt with the previous example's completion inside its micro-batch"
                                                    : "none (apo_zero_unpaired has no KL term)");
-  TrainMemoryPlan plan = plan_training_memory(model.config(), {BaseWeights::Bf16, c.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off,
-                                                               c.lora_r, c.per_device_train_batch_size, c.max_length, 1024});
-  std::printf("memory estimate for one GPU (bf16): %.2f GiB\n", static_cast<double>(plan.total()) / (1 << 30));
+  std::printf("\n%s", memory.c_str());
 }
 
-void print_sft_banner(const TrainConfig& c, const Model& model, const SftDatasets& data, const Trainer& t) {
+void print_sft_banner(const TrainConfig& c, const Model& model, const SftDatasets& data, const Trainer& t,
+                      const MemoryResolution& memory) {
   const ModelConfig& mc = model.config();
   std::fprintf(stderr, "kto train · sft · %s (%s, %lld layers, hidden %lld) on %s\n", model.dir().c_str(),
                mc.model_type.c_str(), (long long)mc.n_layers, (long long)mc.hidden_size, device_text(model).c_str());
@@ -114,25 +125,25 @@ void print_sft_banner(const TrainConfig& c, const Model& model, const SftDataset
                (long long)(c.per_device_train_batch_size * c.gradient_accumulation_steps), (long long)c.per_device_train_batch_size,
                (long long)c.gradient_accumulation_steps, (long long)t.total_steps(), (long long)t.steps_per_epoch(), c.learning_rate,
                c.lr_scheduler_type.c_str());
+  print_memory_line(model, memory);
 }
 
-void print_sft_dry_run(const TrainConfig& c, const SftDatasets& data) {
+void print_sft_dry_run(const TrainConfig& c, const SftDatasets& data, const std::string& memory) {
   std::printf("resolved config:\n%s", train_config_dump(c).c_str());
   int64_t tokens = 0, scored = 0;
   for (const SftExample& e : data.train.examples()) tokens += static_cast<int64_t>(e.ids.size()), scored += static_cast<int64_t>(e.ids.size()) - std::max(e.n_prompt, 1);
   std::printf("\ntrain data (%s): %lld examples, %lld tokens, %lld scored (completion) tokens\n", c.dataset_name.c_str(),
               (long long)data.train.size(), (long long)tokens, (long long)scored);
   if (data.eval) std::printf("eval data: %lld examples\n", (long long)data.eval->size());
+  std::printf("\n%s", memory.c_str());
 }
 
 void run_trainer(const TrainConfig& c, Trainer& trainer);
 
-// load_in_4bit: the base's projections to NF4 (a "-bnb-4bit" checkpoint is NF4 already), then
-// the model goes back to its device with them; the paged optimizers' note.
+// load_in_4bit: the model is loaded with its projections quantised to NF4 one at a time as they
+// are read (a "-bnb-4bit" checkpoint is NF4 already); the paged optimizers' note.
 void apply_qlora_settings(const TrainConfig& c, Model& model) {
-  if (c.load_in_4bit && !weights_have_nf4(model.weights())) {
-    weights_quantize_nf4(model.mutable_weights(), train_config_nf4(c, model.config().torch_dtype));
-    model.to_device(model.device());
+  if (c.load_in_4bit) {
     log_info("load_in_4bit: projections quantised to NF4 (bitsandbytes blocksize 64",
              c.bnb_4bit_use_double_quant ? ", double quantisation)" : ")");
   }
@@ -140,6 +151,86 @@ void apply_qlora_settings(const TrainConfig& c, Model& model) {
     log_info("optim ", c.optim, ": paging optimizer states only matters on a GPU; on the CPU it is ",
              c.optim == "paged_adamw_8bit" ? "adamw_8bit" : "adamw_torch");
   }
+}
+
+// `auto` with resume_from_checkpoint: the checkpoint's batch size (its data position counts
+// micro-batches of that size), whatever the memory now allows.
+void take_resumed_batch_size(TrainConfig& c) {
+  if ((c.per_device_train_batch_size != 0 && !c.auto_find_batch_size) || c.resume_from_checkpoint.empty() ||
+      c.resume_from_checkpoint == "false") {
+    return;
+  }
+  std::string from = c.resume_from_checkpoint;
+  if (from == "true") from = checkpoint_latest(c.output_dir).value_or("");
+  const std::string state = from.empty() ? "" : path_join(from, "trainer_state.json");
+  if (state.empty() || !std::filesystem::exists(state)) return;  // resuming reports what is missing
+  const int64_t batch = json_read_file(state).value("train_batch_size", int64_t{0});
+  if (batch < 1) return;
+  c.per_device_train_batch_size = batch, c.auto_find_batch_size = false;
+  log_info("auto batch: per_device_train_batch_size ", batch, " as in ", from, " (a resumed run keeps its batch size)");
+}
+
+// What the plan must fit in: max_memory or the GPU's free memory, for GPU runs and dry runs (a
+// plan for a GPU, made anywhere); nothing for a run on the CPU.
+MemoryBudget memory_budget(const TrainConfig& c, const DeviceChoice& device, const TrainArgs& args) {
+  if (args.dry_run || device.kind == DeviceKind::Cuda) return train_memory_budget(c, device);
+  if (c.max_memory > 0) log_info("max_memory plans GPU memory; this run is on the CPU, so it is not checked");
+  return {};
+}
+
+// Before any weight is read: the run's memory plan (LoRA / QLoRA) and the batch size `auto`
+// picks (with the advice when nothing fits). Full fine-tuning is not planned.
+MemoryResolution plan_memory(TrainConfig& c, const std::string& model_dir, const MemoryBudget& budget,
+                             TrainMemorySetup setup) {
+  if (c.finetuning_type == "full") {
+    if (c.per_device_train_batch_size == 0) c.per_device_train_batch_size = kAutoBatchWithoutBudget;
+    c.auto_find_batch_size = false;
+    return {};
+  }
+  take_resumed_batch_size(c);
+  setup.model = model_config_load(model_dir);
+  setup.base = train_memory_base(c, json_read_file(path_join(model_dir, "config.json")));
+  setup.lora = train_memory_adapter_lora(c);
+  const MemoryResolution memory = train_memory_resolve(c, setup, budget);
+  c.per_device_train_batch_size = memory.batch_size, c.auto_find_batch_size = false;
+  return memory;
+}
+
+// The dry run's memory section.
+std::string memory_text(const TrainConfig& c, const MemoryResolution& memory) {
+  if (c.finetuning_type == "full") return "memory plan: full fine-tuning is not planned (the plan covers LoRA / QLoRA)\n";
+  return train_memory_text(memory);
+}
+
+Model load_model(const TrainConfig& c, const std::string& dir, const DeviceChoice& device) {
+  WeightsLoadOptions load_options;
+  load_options.load_in_4bit = c.load_in_4bit;
+  load_options.nf4 = train_config_nf4(c, "");  // the dtype is each tensor's own
+  Model model = Model::load(dir, device, load_options);
+  apply_qlora_settings(c, model);
+  return model;
+}
+
+void run_sft(TrainConfig& c, const TrainArgs& args, const std::string& dir, const Tokenizer& tokenizer,
+             const DeviceChoice& device, const std::string& eval_path) {
+  SftDatasets sft = load_sft_datasets(hf_resolve_dataset(c.dataset_name), eval_path, c.eval_split, tokenizer, train_sft_options(c));
+  TrainMemorySetup setup;
+  setup.extent = train_extent_fn(sft.train);
+  if (sft.eval && c.eval_steps > 0) setup.eval_pass = train_pass_extent(*sft.eval, c.per_device_eval_batch_size, c.max_length);
+  setup.n_examples = sft.train.size();
+  const MemoryResolution memory = plan_memory(c, dir, memory_budget(c, device, args), std::move(setup));
+  if (args.dry_run) print_sft_dry_run(c, sft, memory_text(c, memory));
+  train_memory_require_fit(memory);
+  if (args.dry_run) return;
+  Model model = load_model(c, dir, device);
+  std::unique_ptr<Trainer> trainer = c.finetuning_type == "full"
+                                         ? std::make_unique<Trainer>(c, model, sft)
+                                         : std::make_unique<Trainer>(c, model, sft, train_initial_adapter(c, model.config()));
+  if (std::string from = train_resume_if_requested(*trainer, c); !from.empty()) {
+    log_info("resuming from ", from, " at step ", trainer->state().global_step);
+  }
+  if (log_level() >= LogLevel::Info) print_sft_banner(c, model, sft, *trainer, memory);
+  run_trainer(c, *trainer);
 }
 
 void run_train(const TrainArgs& args) {
@@ -150,35 +241,35 @@ void run_train(const TrainArgs& args) {
   if (c.model_name_or_path.empty()) fail(ErrorKind::InvalidArgument, args.config_path, ": set model_name_or_path");
   if (c.dataset_name.empty()) fail(ErrorKind::InvalidArgument, args.config_path, ": set dataset_name (a .jsonl/.json file or folder)");
 
-  hub_ensure_local(c.model_name_or_path, HubNeed::Model);  // hub ids not in the cache are pulled first
+  // Hub ids not in the cache are pulled first (a dry run: config.json and the tokenizer only).
+  hub_ensure_local(c.model_name_or_path, args.dry_run ? HubNeed::ModelConfig : HubNeed::Model);
   hub_ensure_local(c.adapter_name_or_path, HubNeed::Adapter);
   hub_ensure_local(c.dataset_name, HubNeed::Dataset);
   hub_ensure_local(c.eval_dataset, HubNeed::Dataset);
   const std::string dir = hf_resolve_model(c.model_name_or_path);
-  Tokenizer tokenizer = Tokenizer::load(dir);
-  Model model = Model::load(dir, device_resolve(c.device));
-  apply_qlora_settings(c, model);
+  const Tokenizer tokenizer = Tokenizer::load(dir);
+  const DeviceChoice device = device_resolve(c.device);
   const std::string eval_path = c.eval_dataset.empty() ? "" : hf_resolve_dataset(c.eval_dataset);
-  if (c.objective == "sft") {
-    SftDatasets sft = load_sft_datasets(hf_resolve_dataset(c.dataset_name), eval_path, c.eval_split, tokenizer, train_sft_options(c));
-    if (args.dry_run) return print_sft_dry_run(c, sft);
-    std::unique_ptr<Trainer> trainer = c.finetuning_type == "full"
-                                           ? std::make_unique<Trainer>(c, model, sft)
-                                           : std::make_unique<Trainer>(c, model, sft, train_initial_adapter(c, model.config()));
-    if (std::string from = train_resume_if_requested(*trainer, c); !from.empty()) {
-      log_info("resuming from ", from, " at step ", trainer->state().global_step);
-    }
-    if (log_level() >= LogLevel::Info) print_sft_banner(c, model, sft, *trainer);
-    return run_trainer(c, *trainer);
-  }
+  if (c.objective == "sft") return run_sft(c, args, dir, tokenizer, device, eval_path);
   KtoDatasets data = load_kto_datasets(hf_resolve_dataset(c.dataset_name), eval_path, c.eval_split, tokenizer, train_kto_data_options(c, dir));
-  if (args.dry_run) return print_dry_run(c, model, data);
+  const KlSequences kl = c.loss_type == "kto" ? KlSequences::Yes : KlSequences::No;
+  TrainMemorySetup setup;
+  setup.extent = train_extent_fn(data.train, kl);
+  if (data.eval && c.eval_steps > 0) {
+    setup.eval_pass = train_pass_extent(*data.eval, c.per_device_eval_batch_size, kl, data.eval->options().truncation);
+  }
+  setup.n_examples = data.train.size();
+  const MemoryResolution memory = plan_memory(c, dir, memory_budget(c, device, args), std::move(setup));
+  if (args.dry_run) print_dry_run(c, data, memory_text(c, memory));
+  train_memory_require_fit(memory);
+  if (args.dry_run) return;
 
+  Model model = load_model(c, dir, device);
   Trainer trainer(c, model, data, train_initial_adapter(c, model.config()));
   if (std::string from = train_resume_if_requested(trainer, c); !from.empty()) {
     log_info("resuming from ", from, " at step ", trainer.state().global_step);
   }
-  if (log_level() >= LogLevel::Info) print_banner(c, model, trainer.adapter(), data, trainer);
+  if (log_level() >= LogLevel::Info) print_banner(c, model, trainer.adapter(), data, trainer, memory);
   run_trainer(c, trainer);
 }
 
@@ -221,7 +312,9 @@ void add_train_verb(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train a LoRA adapter with KTO, or SFT (LoRA or full) with objective: sft");
   cmd->add_option("config", args->config_path, "YAML config file")->required()->check(CLI::ExistingFile);
-  cmd->add_flag("--dry-run", args->dry_run, "Print the resolved config, data statistics and memory estimate, then exit");
+  cmd->add_flag("--dry-run", args->dry_run,
+                "Read config, tokenizer and data (no weights), print the resolved config, data statistics and the GPU "
+                "memory plan (with the batch size `auto` picks), then exit");
   cmd->allow_extras();
   cmd->footer("Any setting can follow the file: `beta=0.2` or `--learning-rate 1e-4` (TRL names).");
   cmd->callback([args, cmd] {

@@ -13,6 +13,7 @@ namespace kto {
 
 namespace {
 constexpr const char* kModelGlobs[] = {"*.json", "*.safetensors", "*.jinja", "tokenizer.model", "*.tiktoken", "*.txt", nullptr};
+constexpr const char* kModelConfigGlobs[] = {"*.json", "*.jinja", "tokenizer.model", "*.tiktoken", "*.txt", nullptr};
 constexpr const char* kAdapterGlobs[] = {"*.json", "*.safetensors", "*.jinja", "tokenizer.model", "*.txt", "README.md", nullptr};
 constexpr const char* kDatasetGlobs[] = {"*.json", "*.jsonl", "README.md", nullptr};
 
@@ -41,7 +42,13 @@ bool parse_hub_name(const std::string& s, HubNeed need, std::string& id, std::st
 }  // namespace
 
 const char* const* hub_need_globs(HubNeed need) {
-  return need == HubNeed::Dataset ? kDatasetGlobs : need == HubNeed::Adapter ? kAdapterGlobs : kModelGlobs;
+  switch (need) {
+    case HubNeed::ModelConfig: return kModelConfigGlobs;
+    case HubNeed::Adapter: return kAdapterGlobs;
+    case HubNeed::Dataset: return kDatasetGlobs;
+    case HubNeed::Model: break;
+  }
+  return kModelGlobs;
 }
 
 std::string hub_ensure_local(const std::string& name_or_path, HubNeed need) {

@@ -8,15 +8,16 @@
 
 namespace kto {
 
-enum class HubNeed { Model, Adapter, Dataset };
+// ModelConfig: config.json and the tokenizer files, no weights (dry runs and memory plans).
+enum class HubNeed { Model, ModelConfig, Adapter, Dataset };
 
 // `name_or_path`: a local path (left alone), "ORG/NAME", "ORG/NAME@REVISION", or for datasets
 // also "ORG/NAME/FILE" (a file of the repository). Empty: nothing to do. Returns the snapshot
 // directory when it pulled or found one, "" otherwise.
 std::string hub_ensure_local(const std::string& name_or_path, HubNeed need);
 
-// The globs an implicit pull fetches for each kind (config, weights, tokenizer files; the
-// adapter's files; a dataset's JSON / JSONL files and card).
+// The globs an implicit pull fetches for each kind (config, weights, tokenizer files; the same
+// without weights; the adapter's files; a dataset's JSON / JSONL files and card).
 const char* const* hub_need_globs(HubNeed need);
 
 }  // namespace kto

@@ -25,9 +25,21 @@ class ModelAccelerator {
 
   virtual HostTensor hidden(const PackedBatch& batch) = 0;  // [T, D] f32
   virtual HostTensor logits(const PackedBatch& batch) = 0;  // [T, V] f32
-  virtual SequenceScores scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter) = 0;
+  // `keep` (optional; its prompts, adapter and version already set by Model): the pass also
+  // keeps the prompts' keys and values in keep->device.
+  virtual SequenceScores scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter,
+                                PromptCache* keep) = 0;
+  // Scores of sequences continuing the prompts `kept` holds (Model has checked that they do and
+  // that kept.device is this accelerator's), computing only their completions.
+  virtual SequenceScores scores_after(const PromptCache& kept, const PackedBatch& batch,
+                                      std::span<const int32_t> n_prompt, const CompletionRows& rows,
+                                      const LoraAdapter* adapter) = 0;
+  virtual void reserve_prompts(PromptCache& cache, int64_t n_tokens) = 0;
+  // True when cache.device was made by this accelerator.
+  virtual bool owns(const PromptCache& cache) const = 0;
   // Fills pass.scores, pass.logsumexp and pass.device (the kept activations stay on the device).
-  virtual void forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options) = 0;
+  virtual void forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options,
+                             PromptCache* keep) = 0;
   virtual void backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) = 0;
   // Full fine-tuning: the base model's training forward, its backward into every weight's
   // gradient (grads += …), and re-reading the weights after the optimizer changed them.

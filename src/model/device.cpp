@@ -77,6 +77,15 @@ std::vector<std::string> device_gpu_lines() {
   return lines;
 }
 
+int64_t device_free_bytes(const DeviceChoice& choice) {
+  if (choice.kind != DeviceKind::Cuda) return 0;
+#if KTO_WITH_CUDA
+  return cuda_device_info(choice.index).free_bytes;
+#else
+  return 0;
+#endif
+}
+
 #if !KTO_WITH_CUDA
 std::unique_ptr<ModelAccelerator> accelerator_create_cuda(const ModelConfig&, const Weights&, const HostTensor&, int) {
   no_cuda_build("cuda");

@@ -27,5 +27,8 @@ bool device_cuda_built();
 // One line per visible GPU (name, compute capability, memory total/free, driver and runtime
 // CUDA versions); empty without GPUs or without the CUDA backend.
 std::vector<std::string> device_gpu_lines();
+// Bytes free on GPU `choice` now (cudaMemGetInfo, which first creates this process's CUDA context:
+// the context is already taken from it); 0 for the CPU or without the CUDA backend.
+int64_t device_free_bytes(const DeviceChoice& choice);
 
 }  // namespace kto

@@ -10,11 +10,11 @@
 
 namespace kto {
 
-Model Model::load(const std::string& name_or_path, DeviceChoice device) {
+Model Model::load(const std::string& name_or_path, DeviceChoice device, const WeightsLoadOptions& options) {
   const std::string dir = hf_resolve_model(name_or_path);
   ModelConfig config = model_config_load(dir);
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open_dir(dir);
-  Weights weights = weights_load(config, checkpoint);
+  Weights weights = weights_load(config, checkpoint, options);
   Model model = from_parts(std::move(config), std::move(weights), dir);
   model.to_device(device);
   return model;

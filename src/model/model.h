@@ -24,6 +24,19 @@ namespace kto {
 
 class ModelAccelerator;   // model/accelerator.h
 struct DevicePassState;   // an accelerator's handle on a training forward's kept activations
+struct DevicePromptCache; // an accelerator's copy of kept prompts' keys and values
+
+// Prompts kept by one pass for a later pass over sequences that begin with the same prompts
+// (KTO's KL sequences: each main sequence's prompt with another example's completion). On an
+// accelerator the later pass (Model::sequence_scores_after) attends to the kept keys and values
+// and computes only the completions; on the CPU it computes the whole sequences. A pass that
+// keeps prompts replaces what the cache held; a cache belongs to one caller.
+struct PromptCache {
+  std::vector<std::vector<int32_t>> prompts;  // each kept sequence's prompt tokens
+  const LoraAdapter* adapter = nullptr;       // the weights the keys and values came from
+  uint64_t adapter_version = 0;
+  std::shared_ptr<DevicePromptCache> device;  // null on the CPU, or when nothing was kept there
+};
 
 // The head rows that score a batch's completions: token t of sequence s (t >= n_prompt[s]) is
 // predicted from hidden row t - 1. InvalidArgument unless 1 <= n_prompt[s] <= len(s).
@@ -67,8 +80,10 @@ class Model {
  public:
   // A local HF model directory or a hub id in the HF cache (formats/hf_cache.h); reads
   // config.json and every safetensors tensor, then moves to `device`. Throws kto::Error
-  // (NotFound, Format, Unsupported; Cuda / OutOfMemory from the GPU).
-  static Model load(const std::string& name_or_path, DeviceChoice device = {});
+  // (NotFound, Format, Unsupported; Cuda / OutOfMemory from the GPU). With
+  // options.load_in_4bit each projection is quantised to NF4 as it is read, so neither host nor
+  // GPU ever holds the whole base in a wider dtype.
+  static Model load(const std::string& name_or_path, DeviceChoice device = {}, const WeightsLoadOptions& options = {});
   // From parts already in memory (tests, merged weights).
   static Model from_parts(ModelConfig config, Weights weights, std::string dir = "");
 
@@ -102,13 +117,23 @@ class Model {
 
   // Scores (log-probs and metric sums) of completions with an optional LoRA adapter applied
   // in inference mode (no dropout, no gradient); nullptr = the base model (KTO's reference).
+  // With `keep`, the prompts' keys and values are kept for sequence_scores_after.
   SequenceScores sequence_scores(const PackedBatch& batch, std::span<const int32_t> n_prompt,
-                                 const LoraAdapter* adapter) const;
+                                 const LoraAdapter* adapter, PromptCache* keep = nullptr) const;
+  // sequence_scores for sequences whose prompts are the ones `kept` holds, in order (sequence s
+  // continues kept prompt s), with the adapter they were kept with, unchanged since: on an
+  // accelerator only each completion (and the prompt's last token, which predicts its first
+  // token) is computed, attending to the kept keys and values. When the prompts or the adapter
+  // differ it computes the whole sequences, as sequence_scores does.
+  SequenceScores sequence_scores_after(const PromptCache& kept, const PackedBatch& batch,
+                                       std::span<const int32_t> n_prompt, const LoraAdapter* adapter) const;
+  // Plans an accelerator's room for `n_tokens` kept prompt tokens in `cache` (a no-op on the CPU).
+  void reserve_prompts(PromptCache& cache, int64_t n_tokens) const;
   // The policy's training forward: scores with `adapter` in training mode (dropout when
   // lora_dropout > 0), keeping the activations backward_train needs. `adapter` must outlive the
   // pass and stay unchanged until backward_train.
   TrainPass forward_train(const PackedBatch& batch, std::span<const int32_t> n_prompt, const LoraAdapter& adapter,
-                          const DecoderTrainOptions& options = {}) const;
+                          const DecoderTrainOptions& options = {}, PromptCache* keep = nullptr) const;
   // Accumulates into adapter's d_a / d_b the gradient of Σ_s d_logps[s] · pass.scores.logps[s]
   // (d_logps = ∂loss/∂logp per sequence, e.g. KtoLossResult::d_policy_logps). `adapter` must
   // be the one given to forward_train.

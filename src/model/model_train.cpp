@@ -3,6 +3,7 @@
 // its backward through the chunked head (recomputed per chunk, never [T, V]) and the decoder.
 // Mirrors what PEFT + transformers autograd give for Σ_s c_s · logp_s (tools/reference/
 // make_lora_grads.py; full fine-tuning: make_sft_grads.py).
+#include <algorithm>
 #include <vector>
 
 #include "backend/ops.h"
@@ -52,24 +53,71 @@ SequenceScores Model::score_rows(const HostTensor& hidden, const CompletionRows&
                                    argmax.view().as<int32_t>());
 }
 
-SequenceScores Model::sequence_scores(const PackedBatch& batch, std::span<const int32_t> n_prompt,
-                                      const LoraAdapter* adapter) const {
+namespace {
+
+// Records in `keep` which prompts a pass is about to keep, and with which weights.
+void note_prompts(PromptCache& keep, const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                  const LoraAdapter* adapter) {
+  keep.prompts.resize(static_cast<size_t>(batch.n_sequences()));
+  for (size_t s = 0; s < keep.prompts.size(); ++s) {
+    const auto begin = batch.tokens.begin() + batch.seq_starts[s];
+    keep.prompts[s].assign(begin, begin + n_prompt[s]);
+  }
+  keep.adapter = adapter;
+  keep.adapter_version = adapter ? adapter->version : 0;
+}
+
+// True when sequence s of `batch` begins with kept prompt s for every s, and the weights are the same.
+bool continues(const PromptCache& kept, const PackedBatch& batch, std::span<const int32_t> n_prompt,
+               const LoraAdapter* adapter) {
+  if (kept.adapter != adapter || (adapter && (adapter->version == 0 || adapter->version != kept.adapter_version))) {
+    return false;
+  }
+  if (static_cast<int64_t>(kept.prompts.size()) != batch.n_sequences()) return false;
+  for (size_t s = 0; s < kept.prompts.size(); ++s) {
+    const std::vector<int32_t>& p = kept.prompts[s];
+    if (static_cast<size_t>(n_prompt[s]) != p.size()) return false;
+    if (!std::equal(p.begin(), p.end(), batch.tokens.begin() + batch.seq_starts[s])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+SequenceScores Model::sequence_scores_after(const PromptCache& kept, const PackedBatch& batch,
+                                            std::span<const int32_t> n_prompt, const LoraAdapter* adapter) const {
   packed_batch_validate(batch, config_.vocab_size);
   const CompletionRows rows = completion_rows(batch, n_prompt);
-  if (accel_) return accel_->scores(batch, rows, adapter);
+  if (accel_ && kept.device && accel_->owns(kept) && continues(kept, batch, n_prompt, adapter)) {
+    return accel_->scores_after(kept, batch, n_prompt, rows, adapter);
+  }
+  return sequence_scores(batch, n_prompt, adapter);
+}
+
+void Model::reserve_prompts(PromptCache& cache, int64_t n_tokens) const {
+  if (accel_) accel_->reserve_prompts(cache, n_tokens);
+}
+
+SequenceScores Model::sequence_scores(const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                                      const LoraAdapter* adapter, PromptCache* keep) const {
+  packed_batch_validate(batch, config_.vocab_size);
+  const CompletionRows rows = completion_rows(batch, n_prompt);
+  if (keep) note_prompts(*keep, batch, n_prompt, adapter);
+  if (accel_) return accel_->scores(batch, rows, adapter, keep);
   const HostTensor hidden = decoder_forward(decoder(adapter), batch, nullptr);  // [T, D]
   return score_rows(hidden, rows, batch.n_sequences(), nullptr);
 }
 
 TrainPass Model::forward_train(const PackedBatch& batch, std::span<const int32_t> n_prompt, const LoraAdapter& adapter,
-                               const DecoderTrainOptions& options) const {
+                               const DecoderTrainOptions& options, PromptCache* keep) const {
   packed_batch_validate(batch, config_.vocab_size);
   TrainPass pass;
   pass.batch = batch;
   pass.adapter = &adapter;
   pass.head_rows = completion_rows(batch, n_prompt);
+  if (keep) note_prompts(*keep, batch, n_prompt, &adapter);
   if (accel_) {
-    accel_->forward_train(pass, adapter, options);
+    accel_->forward_train(pass, adapter, options, keep);
     return pass;
   }
   decoder_forward_train(decoder(&adapter), pass.batch, options, pass.saved);

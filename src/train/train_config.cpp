@@ -34,6 +34,7 @@ const std::vector<Key>& keys() {
       {"truncation_mode", &TrainConfig::truncation_mode}, {"precompute_ref_log_probs", &TrainConfig::precompute_ref_log_probs},
       {"disable_dropout", &TrainConfig::disable_dropout}, {"trl_compat", &TrainConfig::trl_compat},
       {"learning_rate", &TrainConfig::learning_rate}, {"per_device_train_batch_size", &TrainConfig::per_device_train_batch_size},
+      {"auto_find_batch_size", &TrainConfig::auto_find_batch_size},
       {"per_device_eval_batch_size", &TrainConfig::per_device_eval_batch_size},
       {"gradient_accumulation_steps", &TrainConfig::gradient_accumulation_steps},
       {"num_train_epochs", &TrainConfig::num_train_epochs}, {"max_steps", &TrainConfig::max_steps},
@@ -42,7 +43,8 @@ const std::vector<Key>& keys() {
       {"adam_beta1", &TrainConfig::adam_beta1}, {"adam_beta2", &TrainConfig::adam_beta2},
       {"adam_epsilon", &TrainConfig::adam_epsilon}, {"max_grad_norm", &TrainConfig::max_grad_norm},
       {"optim", &TrainConfig::optim}, {"gradient_checkpointing", &TrainConfig::gradient_checkpointing},
-      {"seed", &TrainConfig::seed}, {"device", &TrainConfig::device}, {"logging_steps", &TrainConfig::logging_steps}, {"save_steps", &TrainConfig::save_steps},
+      {"seed", &TrainConfig::seed}, {"device", &TrainConfig::device}, {"max_memory", &TrainConfig::max_memory},
+      {"logging_steps", &TrainConfig::logging_steps}, {"save_steps", &TrainConfig::save_steps},
       {"save_total_limit", &TrainConfig::save_total_limit}, {"eval_steps", &TrainConfig::eval_steps},
       {"resume_from_checkpoint", &TrainConfig::resume_from_checkpoint}, {"lora_r", &TrainConfig::lora_r},
       {"lora_alpha", &TrainConfig::lora_alpha}, {"lora_dropout", &TrainConfig::lora_dropout},
@@ -96,9 +98,21 @@ T parse_number(const std::string& key, const std::string& value, const std::stri
   return out;
 }
 
-bool parse_bool(const std::string& key, const std::string& value, const std::string& where) {
-  std::string v = value;
+std::string lowercase(std::string v) {
   std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return v;
+}
+
+// max_memory as train_config_parse_bytes reads it back: the largest binary unit that divides it.
+std::string bytes_text(int64_t bytes) {
+  for (auto [unit, shift] : {std::pair{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}}) {
+    if (bytes > 0 && bytes % (int64_t{1} << shift) == 0) return str_cat(bytes >> shift, unit);
+  }
+  return std::to_string(bytes);
+}
+
+bool parse_bool(const std::string& key, const std::string& value, const std::string& where) {
+  const std::string v = lowercase(value);
   if (v == "true" || v == "yes" || v == "1" || v == "on") return true;
   if (v == "false" || v == "no" || v == "0" || v == "off") return false;
   bad_value(key, value, where, "true or false");
@@ -122,9 +136,10 @@ std::vector<std::string> parse_list(const std::string& value) {
 
 // Checks every objective needs.
 void validate_batch(const TrainConfig& c) {
-  if (c.per_device_train_batch_size < 1 || c.gradient_accumulation_steps < 1) {
-    fail(ErrorKind::InvalidArgument, "per_device_train_batch_size and gradient_accumulation_steps must be >= 1");
+  if (c.per_device_train_batch_size < 0 || c.gradient_accumulation_steps < 1) {
+    fail(ErrorKind::InvalidArgument, "per_device_train_batch_size (or `auto`) and gradient_accumulation_steps must be >= 1");
   }
+  if (c.max_memory < 0) fail(ErrorKind::InvalidArgument, "max_memory must be a size such as 24GiB, got ", c.max_memory);
 }
 
 // optim and the QLoRA keys.
@@ -169,6 +184,14 @@ std::string train_config_dump(const TrainConfig& config) {
   std::ostringstream out;
   for (const Key& k : keys()) {
     out << k.name << ": ";
+    if (std::string_view(k.name) == "per_device_train_batch_size" && config.per_device_train_batch_size == 0) {
+      out << "auto\n";
+      continue;
+    }
+    if (std::string_view(k.name) == "max_memory") {
+      out << bytes_text(config.max_memory) << "\n";
+      continue;
+    }
     std::visit(
         [&](auto member) {
           using T = std::remove_cvref_t<decltype(config.*member)>;
@@ -218,6 +241,14 @@ void train_config_set(TrainConfig& config, const std::string& key_in, const std:
     fail(ErrorKind::InvalidArgument, where, ": unknown setting `", key, "`",
          hint.empty() ? str_cat(" (no known setting is close; the names are TRL's KTOConfig names)")
                       : str_cat("; did you mean `", hint, "`?"));
+  }
+  if (key == "per_device_train_batch_size" && lowercase(value) == "auto") {
+    config.per_device_train_batch_size = 0;
+    return;
+  }
+  if (key == "max_memory") {
+    config.max_memory = train_config_parse_bytes(value, where);
+    return;
   }
   std::visit(
       [&](auto member) {
@@ -301,7 +332,7 @@ void train_config_validate(const TrainConfig& c) {
   if (c.loss_type != "kto" && c.loss_type != "apo_zero_unpaired") {
     fail(ErrorKind::InvalidArgument, "loss_type '", c.loss_type, "' is not supported; use kto or apo_zero_unpaired");
   }
-  if (c.loss_type == "kto" && c.per_device_train_batch_size < 2) {
+  if (c.loss_type == "kto" && c.per_device_train_batch_size == 1) {
     fail(ErrorKind::InvalidArgument,
          "per_device_train_batch_size 1 with loss_type kto: the KL estimate of a micro-batch of one row uses that "
          "row's own prompt with a completion rotated from itself, so it equals the implied reward and the loss "
@@ -310,6 +341,27 @@ void train_config_validate(const TrainConfig& c) {
   validate_batch(c);
   if (c.beta <= 0) fail(ErrorKind::InvalidArgument, "beta must be > 0, got ", c.beta);
   validate_lengths_and_lora(c);
+}
+
+int64_t train_config_parse_bytes(const std::string& text, const std::string& where) {
+  std::string t = text;
+  std::erase_if(t, [](char c) { return c == ' ' || c == '_'; });
+  const char* end = t.data() + t.size();
+  double number = 0.0;
+  auto [ptr, ec] = std::from_chars(t.data(), end, number);
+  const std::string unit = lowercase(std::string(ptr, end));
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1.0},         {"b", 1.0},     {"kib", 0x1p10},   {"mib", 0x1p20}, {"gib", 0x1p30}, {"tib", 0x1p40},
+      {"kb", 1e3},       {"mb", 1e6},    {"gb", 1e9},       {"tb", 1e12},    {"k", 0x1p10},   {"m", 0x1p20},
+      {"g", 0x1p30},     {"t", 0x1p40}};
+  if (t == "auto" || t.empty()) return 0;  // unset: the GPU's free memory
+  for (auto [name, scale] : kUnits) {
+    if (ec == std::errc() && ptr != t.data() && unit == name && number >= 0 && number * scale < 0x1p62) {
+      return static_cast<int64_t>(number * scale);
+    }
+  }
+  fail(ErrorKind::InvalidArgument, where, ": `max_memory` must be a size such as 24GiB, 80GB or 512MiB (or a byte count), got '",
+       text, "'");
 }
 
 OptimKind train_config_optim(const TrainConfig& c) {

@@ -36,7 +36,8 @@ struct TrainConfig {
   bool trl_compat = false;             // TRL's exact example order (no shuffle, unpair in blocks)
   // optimisation (TrainingArguments)
   double learning_rate = 1e-6;
-  int64_t per_device_train_batch_size = 8;
+  int64_t per_device_train_batch_size = 8;  // 0 = `auto`: the largest the memory plan fits (train_memory.h)
+  bool auto_find_batch_size = false;         // HF's name: `auto`, searched up to per_device_train_batch_size
   int64_t per_device_eval_batch_size = 8;
   int64_t gradient_accumulation_steps = 1;
   double num_train_epochs = 3.0;
@@ -51,6 +52,7 @@ struct TrainConfig {
   bool gradient_checkpointing = true;
   int64_t seed = 42;
   std::string device = "auto";         // auto | cpu | cuda | cuda:N (model/device.h)
+  int64_t max_memory = 0;              // bytes of GPU memory the run may take ("24GiB", "80GB", …); 0 = unset
   // QLoRA: the base model's projections in NF4 (transformers BitsAndBytesConfig names)
   bool load_in_4bit = false;
   std::string bnb_4bit_quant_type = "nf4";       // nf4 only (fp4 is not supported)
@@ -76,8 +78,12 @@ struct TrainConfig {
 void train_config_set(TrainConfig& config, const std::string& key, const std::string& value, const std::string& where);
 // Reads a YAML file (a mapping of keys) into `config`.
 void train_config_load_yaml(TrainConfig& config, const std::string& path);
-// Checks cross-key constraints (batch size 1 with kto, ranges); throws InvalidArgument.
+// Checks cross-key constraints (batch size 1 with kto, ranges); throws InvalidArgument. A batch
+// size `auto` (0) passes; it must be resolved (train_memory_resolve) before a Trainer is made.
 void train_config_validate(const TrainConfig& config);
+// "24GiB", "24 GiB", "80GB", "512MiB", "1.5TiB" or a byte count → bytes (KiB/MiB/GiB/TiB powers of
+// 1024, KB/MB/GB/TB of 1000, as accelerate's max_memory); InvalidArgument naming `where` otherwise.
+int64_t train_config_parse_bytes(const std::string& text, const std::string& where);
 // All canonical key names, in declaration order (for --help and suggestions).
 std::vector<std::string> train_config_keys();
 // Every setting as `key: value` YAML lines (the resolved config; readable by load_yaml).

@@ -111,32 +111,56 @@ void Trainer::reserve_device_memory() {
   // The first epoch's largest pass (main or KL sequences of one micro-batch); a later epoch's
   // shuffle may bring a larger one, which grows the plan once.
   const KlSequences kl = loss_config_.type == KtoLossType::Kto ? KlSequences::Yes : KlSequences::No;
-  int64_t max_tokens = 1, max_rows = 1;
+  int64_t max_tokens = 1, max_rows = 1, max_prompt_tokens = 1;
   for (const auto& batch : data_->train.micro_batches(0, config_.per_device_train_batch_size)) {
     const PackedMicroBatch pmb = data_->train.pack(batch, kl);
     for (SeqKind kind : {SeqKind::Main, SeqKind::Kl}) {
       const SplitBatch part = split(pmb, kind);
-      int64_t rows = 0;
-      for (int64_t s = 0; s < part.batch.n_sequences(); ++s) rows += part.batch.seq_len(s) - part.n_prompt[static_cast<size_t>(s)];
+      int64_t rows = 0, prompt_tokens = 0;
+      for (int64_t s = 0; s < part.batch.n_sequences(); ++s) {
+        rows += part.batch.seq_len(s) - part.n_prompt[static_cast<size_t>(s)];
+        prompt_tokens += part.n_prompt[static_cast<size_t>(s)];
+      }
       max_tokens = std::max(max_tokens, part.batch.n_tokens());
       max_rows = std::max(max_rows, rows);
+      if (kind == SeqKind::Main) max_prompt_tokens = std::max(max_prompt_tokens, prompt_tokens);
     }
   }
   model_.reserve(max_tokens, max_rows, &adapter_,
                  config_.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off);
+  if (kl == KlSequences::Yes) {
+    model_.reserve_prompts(ref_prompts_, max_prompt_tokens);
+    if (adapter_.config.dropout == 0.0) model_.reserve_prompts(policy_prompts_, max_prompt_tokens);
+  }
+}
+
+bool Trainer::cached_reference(const std::vector<std::pair<int64_t, int64_t>>& keys, std::vector<double>& out) const {
+  out.resize(keys.size());
+  if (ref_cache_.empty()) return false;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = ref_cache_.find(keys[i]);
+    if (it == ref_cache_.end()) return false;
+    out[i] = it->second;
+  }
+  return true;
 }
 
 std::vector<double> Trainer::reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt,
-                                             const std::vector<std::pair<int64_t, int64_t>>& keys) {
-  std::vector<double> out(keys.size());
-  bool all_cached = !ref_cache_.empty();
-  for (size_t i = 0; i < keys.size() && all_cached; ++i) {
-    auto it = ref_cache_.find(keys[i]);
-    if (it == ref_cache_.end()) all_cached = false;
-    else out[i] = it->second;
+                                             const std::vector<std::pair<int64_t, int64_t>>& keys, PromptCache* keep) {
+  std::vector<double> out;
+  if (cached_reference(keys, out)) {
+    if (keep) *keep = PromptCache{};  // nothing kept: a KL pass after it computes whole sequences
+    return out;
   }
-  if (all_cached) return out;
-  return model_.sequence_scores(batch, n_prompt, nullptr).logps;  // LoRA off = the reference
+  return model_.sequence_scores(batch, n_prompt, nullptr, keep).logps;  // LoRA off = the reference
+}
+
+std::vector<double> Trainer::reference_logps_after(const PromptCache& kept, const PackedBatch& batch,
+                                                   std::span<const int32_t> n_prompt,
+                                                   const std::vector<std::pair<int64_t, int64_t>>& keys) {
+  std::vector<double> out;
+  if (cached_reference(keys, out)) return out;
+  return model_.sequence_scores_after(kept, batch, n_prompt, nullptr).logps;
 }
 
 double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
@@ -150,20 +174,27 @@ double Trainer::micro_step(std::span<const int64_t> batch, double grad_scale) {
     into += elapsed_since(t);
     t = std::chrono::steady_clock::now();
   };
-  if (with_kl) {
-    SplitBatch kl_part = split(pmb, SeqKind::Kl);
-    std::vector<double> kl_policy = model_.sequence_scores(kl_part.batch, kl_part.n_prompt, &adapter_).logps;
-    lap(phase_times_.kl);
-    std::vector<double> kl_ref = reference_logps(kl_part.batch, kl_part.n_prompt, kl_part.keys);
-    lap(phase_times_.reference);
-    kl = kto_kl_clamp(kto_kl_mean(kl_policy, kl_ref));  // one rank: the cross-rank mean is itself
-  }
-  std::vector<double> ref = reference_logps(main.batch, main.n_prompt, main.keys);
+  // KL sequence s is main sequence s's prompt with another completion: each model's main pass
+  // keeps its prompts' keys and values and its KL pass computes only the completions (on a GPU;
+  // the CPU computes them whole). The policy's prompts are kept only without LoRA dropout (its
+  // training forward drops out; its KL pass, in inference mode, does not).
+  const SplitBatch kl_part = with_kl ? split(pmb, SeqKind::Kl) : SplitBatch{};
+  std::vector<double> ref = reference_logps(main.batch, main.n_prompt, main.keys, with_kl ? &ref_prompts_ : nullptr);
+  std::vector<double> kl_ref;
+  if (with_kl) kl_ref = reference_logps_after(ref_prompts_, kl_part.batch, kl_part.n_prompt, kl_part.keys);
   lap(phase_times_.reference);
   DecoderTrainOptions options{static_cast<uint64_t>(config_.seed) * 1000003ull + static_cast<uint64_t>(state_.global_step),
                               config_.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off};
-  TrainPass pass = model_.forward_train(main.batch, main.n_prompt, adapter_, options);
+  const bool keep_policy = with_kl && adapter_.config.dropout == 0.0;
+  TrainPass pass = model_.forward_train(main.batch, main.n_prompt, adapter_, options, keep_policy ? &policy_prompts_ : nullptr);
   lap(phase_times_.policy_forward);
+  if (with_kl) {
+    const std::vector<double> kl_policy =
+        keep_policy ? model_.sequence_scores_after(policy_prompts_, kl_part.batch, kl_part.n_prompt, &adapter_).logps
+                    : model_.sequence_scores(kl_part.batch, kl_part.n_prompt, &adapter_).logps;
+    kl = kto_kl_clamp(kto_kl_mean(kl_policy, kl_ref));  // one rank: the cross-rank mean is itself
+    lap(phase_times_.kl);
+  }
 
   KtoLossResult loss = kto_loss(loss_config_, {pass.scores.logps, ref, main.desirable}, kl);
   std::vector<double> d_logps = loss.d_policy_logps;
@@ -234,7 +265,7 @@ Trainer::StepResult Trainer::optimizer_step() {
   AdamWConfig no_decay = adamw_;
   no_decay.weight_decay = 0.0;
   // Element-wise per tensor: tensors update in parallel with the same results as in sequence.
-#pragma omp parallel for schedule(dynamic) if (adam8_.empty())
+#pragma omp parallel for schedule(dynamic)
   for (size_t i = 0; i < params.size(); ++i) {
     auto span_of = [](const Tensor& t) { return std::span<float>(t.f32(), static_cast<size_t>(t.numel())); };
     // Full fine-tuning: as HF's get_decay_parameter_names, no decay on norm weights and biases (1-D).

@@ -102,7 +102,15 @@ class Trainer {
   void zero_grad();
   void save_trainable(const std::string& dir) const;  // PEFT adapter, or an HF model directory
   void load_trainable(const std::string& dir);
-  std::vector<double> reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt, const std::vector<std::pair<int64_t, int64_t>>& keys);
+  // The reference's log-probs of a batch (from ref_cache_ when all are there); `keep` as in
+  // Model::sequence_scores (left empty when they came from the cache).
+  std::vector<double> reference_logps(const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                                      const std::vector<std::pair<int64_t, int64_t>>& keys, PromptCache* keep = nullptr);
+  // The same for sequences continuing the prompts `kept` holds (Model::sequence_scores_after).
+  std::vector<double> reference_logps_after(const PromptCache& kept, const PackedBatch& batch,
+                                            std::span<const int32_t> n_prompt,
+                                            const std::vector<std::pair<int64_t, int64_t>>& keys);
+  bool cached_reference(const std::vector<std::pair<int64_t, int64_t>>& keys, std::vector<double>& out) const;
   double clip_gradients();
   void log_step(const StepResult& step, const TrainerEvents& events);
   void write_final(const TrainerEvents& events);
@@ -129,6 +137,9 @@ class Trainer {
   // Reference log-probs by (prompt example, completion example); filled on first use, or for
   // the whole first epoch up front when precompute_ref_log_probs is set.
   std::map<std::pair<int64_t, int64_t>, double> ref_cache_;
+  // The main sequences' prompts, kept by the reference's and the policy's main passes for their
+  // KL passes (Model::sequence_scores_after).
+  PromptCache ref_prompts_, policy_prompts_;
 };
 
 }  // namespace kto

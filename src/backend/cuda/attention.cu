@@ -1,8 +1,10 @@
-// Variable-length causal GQA attention with an optional sliding window, flash-style forward
-// (online softmax over 64-key tiles, nothing [T, T] in memory); mirrors HF eager_attention_forward
-// as attention_forward_cpu does. Grid: x over the 64-query tiles of all sequences (attn_find_tile),
-// y over query heads; a block reads its kv head h / (H / Hkv). Threads: attention_common.cuh.
-// Numerics: bf16 q/k/v/out, fp32 tiles, scores, running max / sum and accumulators; head_dim <= 128.
+// Variable-length causal GQA attention with an optional sliding window, forward: the entry point,
+// the dispatch (tensor-core kernel of attention_forward_mma.cu for head_dim 64 / 128, else the fp32
+// kernel here) and that fp32 kernel, flash-style (online softmax over 64-key tiles, nothing [T, T]
+// in memory); mirrors HF eager_attention_forward as attention_forward_cpu does. Grid: x over the
+// 64-query tiles of all sequences (attn_find_tile), y over query heads; a block reads its kv head
+// h / (H / Hkv). Threads: attention_common.cuh. Numerics: bf16 q/k/v/out, fp32 tiles, scores,
+// running max / sum and accumulators; head_dim <= 128.
 #include "backend/cuda/attention_common.cuh"
 #include "backend/cuda/ops_cuda.h"
 
@@ -132,6 +134,7 @@ void launch_forward(const AttnParams& p, int64_t n_query_tokens, CudaContext& ct
 
 void attention_forward_launch(const AttnParams& p, int64_t n_query_tokens, CudaContext& ctx, const char* op) {
   if (n_query_tokens == 0) return;
+  if (attention_mma_supported(p)) return attention_forward_mma_launch(p, n_query_tokens, ctx, op);
   if (p.head_dim <= 64) return launch_forward<64>(p, n_query_tokens, ctx, op);
   launch_forward<128>(p, n_query_tokens, ctx, op);
 }

@@ -1,10 +1,12 @@
-// Backward of the varlen causal GQA attention (autograd of attention_forward_cpu's expression),
-// flash-style in three launches: the forward kernel again, writing each query row's lse and
-// delta = Σ d_out·out into the workspace; a d_q kernel over query tiles (as the forward's grid);
-// a d_k/d_v kernel over 64-key tiles × kv heads, looping over the query heads of its group and the
-// query tiles that see its keys. Each launch recomputes p = exp(scale·q·k − lse) tile by tile, so
-// no launch writes a float another block writes (no atomics, deterministic). Threads:
-// attention_common.cuh. Numerics: fp32 tiles and accumulators, ds = p (dp − delta), bf16 outputs.
+// Backward of the varlen causal GQA attention (autograd of attention_forward_cpu's expression):
+// the entry point, its dispatch (tensor-core kernels of attention_backward_mma.cu for head_dim 64 /
+// 128) and the fp32 kernels for other head dims, flash-style in three launches: the forward again,
+// writing each query row's lse and delta = Σ d_out·out into the workspace; a d_q kernel over query
+// tiles (as the forward's grid); a d_k/d_v kernel over 64-key tiles × kv heads, looping over the
+// query heads of its group and the query tiles that see its keys. Each launch recomputes
+// p = exp(scale·q·k − lse) tile by tile, so no launch writes a float another block writes (no
+// atomics, deterministic). Threads: attention_common.cuh. Numerics: fp32 tiles and accumulators,
+// ds = p (dp − delta), bf16 outputs.
 #include "backend/cuda/attention_common.cuh"
 #include "backend/cuda/ops_cuda.h"
 
@@ -255,6 +257,7 @@ void attention_backward_cuda(const AttentionBackwardArgs& args, const Tensor& wo
   p.window = static_cast<int>(args.window), p.scale = args.scale;
   p.q_stride = q_width, p.kv_stride = kv_width;
   cuda::attention_forward_launch(p, tq, ctx, op);  // lse and delta only (p.out is null)
+  if (cuda::attention_mma_supported(p)) return cuda::attention_backward_mma_launch(p, tq, tk, ctx, op);
   if (args.head_dim <= 64) return cuda::launch_backward<64>(p, tq, tk, ctx, op);
   cuda::launch_backward<128>(p, tq, tk, ctx, op);
 }

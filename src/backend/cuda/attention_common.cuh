@@ -1,10 +1,14 @@
-// Shared by the attention kernels (attention.cu, attention_backward.cu): the parameter block, the
-// varlen tile scheduler, shared-memory tile loads and the 4x4 register micro-tile of scores.
-// Thread mapping of every attention kernel: 256 threads as a 16x16 grid, ty = tid / 16,
-// tx = tid % 16. In a 64x64 score tile a thread owns rows ty + 16i and columns tx + 16j (i, j < 4);
-// in a 64 x Dh output tile it owns rows ty + 16i and columns tx + 16k (k < Dh/16). The 16 lanes of
-// a row are consecutive lanes of one warp, so row reductions are 16-lane shuffles. Tiles live in
-// shared memory as fp32 rows of Dh + 1 floats (the +1 keeps column reads free of bank conflicts).
+// Shared by the attention kernels: the parameter block, the varlen tile scheduler, the visibility
+// rule, the dispatch between the two kernel families and, for the fp32 family, its shared-memory
+// tile loads and 4x4 register micro-tile of scores.
+//   Tensor-core family (attention_forward_mma.cu, attention_backward_mma.cu, attention_mma.cuh):
+//     head_dim 64 and 128 with 16-byte aligned tensors, the path real models take.
+//   fp32 family (attention.cu, attention_backward.cu): every other head_dim <= 128. Thread mapping:
+//     256 threads as a 16x16 grid, ty = tid / 16, tx = tid % 16. In a 64x64 score tile a thread owns
+//     rows ty + 16i and columns tx + 16j (i, j < 4); in a 64 x Dh output tile rows ty + 16i and
+//     columns tx + 16k (k < Dh/16). The 16 lanes of a row are consecutive lanes of one warp, so row
+//     reductions are 16-lane shuffles. Tiles live in shared memory as fp32 rows of Dh + 1 floats
+//     (the +1 keeps column reads free of bank conflicts).
 #pragma once
 
 #include "backend/cuda/context_impl.h"
@@ -89,7 +93,18 @@ __device__ __forceinline__ void attn_tile_dot(const float* a, int ra, const floa
   }
 }
 
-// The forward kernel's launcher (attention.cu); the backward runs it first with lse and delta set.
+// The forward's launcher (attention.cu, either family); the backward runs it first with lse and
+// delta set and out null.
 void attention_forward_launch(const AttnParams& p, int64_t n_query_tokens, CudaContext& ctx, const char* op);
+
+// The tensor-core kernels take head_dim 64 or 128 and 16-byte aligned tensors (cp.async copies
+// 8 bf16 at a time; rows are then aligned too since the strides are multiples of 64 elements).
+inline bool attention_mma_supported(const AttnParams& p) {
+  auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  return (p.head_dim == 64 || p.head_dim == 128) && aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.out) &&
+         aligned(p.d_out) && aligned(p.d_q) && aligned(p.d_k) && aligned(p.d_v);
+}
+void attention_forward_mma_launch(const AttnParams& p, int64_t n_query_tokens, CudaContext& ctx, const char* op);
+void attention_backward_mma_launch(const AttnParams& p, int64_t tq, int64_t tk, CudaContext& ctx, const char* op);
 
 }  // namespace kto::cuda

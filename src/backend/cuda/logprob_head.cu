@@ -1,10 +1,10 @@
 // Chunked LM head + log-softmax + gather (as logprob_head_forward_cpu, TRL's log_softmax(lm_head(h))
 // gathered at the labels) and its backward, never [T, V]: per chunk of rows, gather the selected
-// hidden rows (bf16), one cuBLASLt product into an fp32 [chunk, V] buffer, then one block per row
-// for the fused statistics (single pass: running max, Σ e^(x−max), Σ e^(x−max)·x, Σ x; the argmax
-// in a second sweep when asked for). The
-// backward recomputes the chunk, writes d_logits = d·(onehot − p) in bf16, multiplies by W into
-// fp32 and adds into d_hidden with bf16 atomics (a row may be selected twice).
+// hidden rows (bf16), one cuBLASLt product into an fp32 [chunk, V] buffer, then one 512-thread block
+// per row for the fused statistics in a single pass of float4 loads (online max, Σ e^(x−max),
+// Σ e^(x−max)·x, Σ x and the argmax together). The backward recomputes the chunk, writes
+// d_logits = d·(onehot − p) in bf16 (16-byte stores), multiplies by W into fp32 and adds into
+// d_hidden with bf16 atomics (a row may be selected twice).
 #include <cmath>
 
 #include "backend/cuda/device_math.cuh"
@@ -15,7 +15,7 @@ namespace kto {
 namespace {
 
 using cuda::bf16;
-constexpr int kRowThreads = 256;
+constexpr int kRowThreads = 512;
 
 struct HeadScratch {
   bf16* gathered;     // [chunk, D]
@@ -37,26 +37,69 @@ HeadScratch carve(const Tensor& workspace, int64_t chunk, int64_t dim, int64_t v
   return s;
 }
 
-// Online softmax statistics of a row: max, Σ e^(x−max), Σ e^(x−max)·x and Σ x.
+// A thread's running statistics of the logits it has seen, visited in ascending index order: max m,
+// Σ e^(x−m), Σ e^(x−m)·x, Σ x and the first index of the max (torch.argmax; NaN never wins).
 struct RowStats {
   float max, sum, dot, total;
+  int32_t argmax;
 };
 
-__device__ RowStats combine(RowStats a, RowStats b) {
+__device__ __forceinline__ RowStats combine(const RowStats& a, const RowStats& b) {
   const float m = fmaxf(a.max, b.max);
-  if (m == -INFINITY) return {m, 0.0f, 0.0f, a.total + b.total};
+  const int32_t arg = b.max > a.max || (b.max == a.max && b.argmax < a.argmax) ? b.argmax : a.argmax;
+  if (m == -INFINITY) return {m, 0.0f, 0.0f, a.total + b.total, arg};
   const float ea = expf(a.max - m), eb = expf(b.max - m);
-  return {m, a.sum * ea + b.sum * eb, a.dot * ea + b.dot * eb, a.total + b.total};
+  return {m, a.sum * ea + b.sum * eb, a.dot * ea + b.dot * eb, a.total + b.total, arg};
 }
 
-// Block-wide statistics of logits[0, vocab); every thread gets the result.
-__device__ RowStats row_stats(const float* logits, int64_t vocab) {
-  __shared__ RowStats partial[kRowThreads / 32];
-  RowStats st{-INFINITY, 0.0f, 0.0f, 0.0f};
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    const float x = logits[v];
-    st = combine(st, RowStats{x, 1.0f, x, x});
+// Adds the kN logits x at indices first, first + 1, ... (all after every index seen so far): one
+// rescale when their max is a new maximum, then one expf per logit.
+template <int kN>
+__device__ __forceinline__ void accumulate(RowStats& st, const float (&x)[kN], int64_t first) {
+  float vmax = -INFINITY;
+  int vidx = 0;
+#pragma unroll
+  for (int j = 0; j < kN; ++j) {
+    if (x[j] > vmax) vmax = x[j], vidx = j;
+    st.total += x[j];
   }
+  if (vmax > st.max) {
+    const float scale = expf(st.max - vmax);
+    st.sum *= scale, st.dot *= scale, st.max = vmax, st.argmax = static_cast<int32_t>(first + vidx);
+  }
+  if (st.max == -INFINITY) return;  // only −inf so far: nothing to add
+#pragma unroll
+  for (int j = 0; j < kN; ++j) {
+    const float e = expf(x[j] - st.max);
+    st.sum += e, st.dot += e * x[j];
+  }
+}
+
+// Block-wide statistics of logits[0, vocab) in one pass; every thread gets the result. Each thread
+// visits its logits in ascending index order: one of the (< 4) logits before the first 16-byte
+// boundary, float4 vectors i, i + kRowThreads, ... (four loads in flight), then the tail. The
+// combination order is fixed: deterministic.
+__device__ RowStats row_stats(const float* row, int64_t vocab) {
+  __shared__ RowStats partial[kRowThreads / 32];
+  RowStats st{-INFINITY, 0.0f, 0.0f, 0.0f, 0x7fffffff};
+  const int64_t head = min(vocab, static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(row) % 16) % 16 / 4));
+  if (threadIdx.x < head) accumulate<1>(st, {row[threadIdx.x]}, threadIdx.x);
+  const auto* body = reinterpret_cast<const float4*>(row + head);
+  const int64_t n4 = (vocab - head) / 4;
+  constexpr int kLoads = 4;  // float4 loads in flight per thread
+  int64_t i = threadIdx.x;
+  for (; i + (kLoads - 1) * kRowThreads < n4; i += kLoads * kRowThreads) {
+    float4 a[kLoads];
+#pragma unroll
+    for (int k = 0; k < kLoads; ++k) a[k] = body[i + k * kRowThreads];
+#pragma unroll
+    for (int k = 0; k < kLoads; ++k) accumulate<4>(st, {a[k].x, a[k].y, a[k].z, a[k].w}, head + 4 * (i + k * kRowThreads));
+  }
+  for (; i < n4; i += kRowThreads) {
+    const float4 a = body[i];
+    accumulate<4>(st, {a.x, a.y, a.z, a.w}, head + 4 * i);
+  }
+  for (int64_t v = head + 4 * n4 + threadIdx.x; v < vocab; v += kRowThreads) accumulate<1>(st, {row[v]}, v);
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) {
     RowStats other;
@@ -64,6 +107,7 @@ __device__ RowStats row_stats(const float* logits, int64_t vocab) {
     other.sum = __shfl_xor_sync(0xffffffffu, st.sum, offset);
     other.dot = __shfl_xor_sync(0xffffffffu, st.dot, offset);
     other.total = __shfl_xor_sync(0xffffffffu, st.total, offset);
+    other.argmax = __shfl_xor_sync(0xffffffffu, st.argmax, offset);
     st = combine(st, other);
   }
   if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = st;
@@ -88,40 +132,15 @@ struct HeadOutputs {
   int32_t* argmax;
 };
 
-// Block-wide index of the largest logit, the first on ties (torch.argmax); every thread gets it.
-__device__ int32_t row_argmax(const float* logits, int64_t vocab) {
-  __shared__ float best_value[kRowThreads / 32];
-  __shared__ int32_t best_index[kRowThreads / 32];
-  float value = -INFINITY;
-  int32_t index = 0x7fffffff;
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    if (logits[v] > value) value = logits[v], index = static_cast<int32_t>(v);  // ascending v: first wins
-  }
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) {
-    const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
-    const int32_t other_index = __shfl_xor_sync(0xffffffffu, index, offset);
-    if (other_value > value || (other_value == value && other_index < index)) value = other_value, index = other_index;
-  }
-  if (threadIdx.x % 32 == 0) best_value[threadIdx.x / 32] = value, best_index[threadIdx.x / 32] = index;
-  __syncthreads();
-  value = best_value[0], index = best_index[0];
-  for (int w = 1; w < kRowThreads / 32; ++w) {
-    if (best_value[w] > value || (best_value[w] == value && best_index[w] < index)) value = best_value[w], index = best_index[w];
-  }
-  __syncthreads();
-  return index;
-}
-
-// One block per chunk row r: out[r] = logits[label] − lse, plus the optional statistics.
+// One block per chunk row r: out[r] = logits[label] − lse, plus the optional statistics, from one
+// pass over the row.
 __global__ void __launch_bounds__(kRowThreads) head_forward_kernel(const float* logits, const int32_t* labels,
                                                                    int64_t vocab, HeadOutputs o) {
   const int64_t r = blockIdx.x;
   const float* row = logits + r * vocab;
   const RowStats st = row_stats(row, vocab);
-  const int32_t best = o.argmax ? row_argmax(row, vocab) : 0;
   if (threadIdx.x != 0) return;
-  if (o.argmax) o.argmax[r] = best;
+  if (o.argmax) o.argmax[r] = st.argmax;
   const float lse = st.max + logf(st.sum);
   const int32_t label = labels[r];
   o.out[r] = label >= 0 && label < vocab ? row[label] - lse : NAN;
@@ -130,12 +149,15 @@ __global__ void __launch_bounds__(kRowThreads) head_forward_kernel(const float* 
   if (o.entropy) o.entropy[r] = lse - st.dot / st.sum;
 }
 
-// One block per chunk row: d_logits = d·(onehot(label) − exp(logit − lse)), lse recomputed if absent.
+// One block per chunk row: d_logits = d·(onehot(label) − exp(logit − lse)), lse recomputed (one
+// more pass) if absent. Eight logits (two float4) become one 16-byte bf16 store when the rows'
+// alignments allow it (after a scalar head up to the output's 16-byte boundary), else scalars.
 __global__ void __launch_bounds__(kRowThreads) head_backward_kernel(const float* logits, const int32_t* labels,
                                                                     const float* lse_in, const float* d_out,
                                                                     bf16* d_logits, int64_t vocab) {
   const int64_t r = blockIdx.x;
   const float* row = logits + r * vocab;
+  bf16* out = d_logits + r * vocab;
   float lse;
   if (lse_in) {
     lse = lse_in[r];
@@ -145,10 +167,27 @@ __global__ void __launch_bounds__(kRowThreads) head_backward_kernel(const float*
   }
   const float d = d_out[r];
   const int32_t label = labels[r];
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    const float onehot = v == label ? 1.0f : 0.0f;
-    d_logits[r * vocab + v] = cuda::to_bf16(d * (onehot - expf(row[v] - lse)));
+  auto grad = [&](float x, int64_t v) { return d * ((v == label ? 1.0f : 0.0f) - expf(x - lse)); };
+  int64_t head = min(vocab, static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(out) % 16) % 16 / 2));
+  if (!cuda::aligned16(row + head)) head = vocab;  // the two rows never align together: all scalar
+  for (int64_t v = threadIdx.x; v < head; v += kRowThreads) out[v] = cuda::to_bf16(grad(row[v], v));
+  const int64_t n8 = (vocab - head) / 8;
+  const auto* body = reinterpret_cast<const float4*>(row + head);
+  auto grads = [&](const float4& a, const float4& b, int64_t v) {
+    const float g[8] = {grad(a.x, v),     grad(a.y, v + 1), grad(a.z, v + 2), grad(a.w, v + 3),
+                        grad(b.x, v + 4), grad(b.y, v + 5), grad(b.z, v + 6), grad(b.w, v + 7)};
+    return cuda::pack_vec(g);
+  };
+  int64_t i = threadIdx.x;
+  for (; i + kRowThreads < n8; i += 2 * kRowThreads) {  // both groups' loads before the first store
+    const int64_t j = i + kRowThreads;
+    const float4 a0 = body[2 * i], b0 = body[2 * i + 1], a1 = body[2 * j], b1 = body[2 * j + 1];
+    const cuda::Bf16Vec<8> g0 = grads(a0, b0, head + 8 * i), g1 = grads(a1, b1, head + 8 * j);
+    cuda::store_vec(out + head + 8 * i, g0);
+    cuda::store_vec(out + head + 8 * j, g1);
   }
+  if (i < n8) cuda::store_vec(out + head + 8 * i, grads(body[2 * i], body[2 * i + 1], head + 8 * i));
+  for (int64_t v = head + 8 * n8 + threadIdx.x; v < vocab; v += kRowThreads) out[v] = cuda::to_bf16(grad(row[v], v));
 }
 
 __global__ void scatter_add_rows_kernel(const float* src, const int32_t* rows, bf16* d_hidden, int64_t dim) {

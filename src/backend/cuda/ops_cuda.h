@@ -97,6 +97,16 @@ struct AdamWCudaArgs {
 };
 void adamw_step_cuda(const AdamWCudaArgs& args, CudaContext& ctx);
 
+// out[r] = a[index[r]] when index[r] >= 0, else b[-1 - index[r]]: rows of 2-byte values (bf16), a
+// copy. Assembles a pass's keys and values from a prompt cache and the rows it computed itself.
+struct GatherRowsArgs {
+  Tensor a;      // [Na, W]
+  Tensor b;      // [Nb, W], optional (absent: every index must be >= 0)
+  Tensor index;  // [N] i32 device
+  Tensor out;    // [N, W]
+};
+void gather_rows_cuda(const GatherRowsArgs& args, CudaContext& ctx);
+
 // Global L2 norm over gradient tensors (torch.nn.utils.clip_grad_norm_): norm = sqrt(Σ g²) summed
 // in double, and optionally the clip coefficient min(1, max_norm / (norm + 1e-6)) for adamw_step_cuda.
 struct GradNormArgs {
@@ -107,5 +117,35 @@ struct GradNormArgs {
 };
 int64_t grad_norm_workspace_bytes_cuda();
 void grad_norm_cuda(const GradNormArgs& args, const Tensor& workspace, CudaContext& ctx);
+
+// ---- QLoRA: NF4 frozen weights and bitsandbytes 8-bit AdamW ----------------------------------
+
+// Dequantises a frozen NF4 weight (tensor/nf4.h layout; every tensor of `w` a device view:
+// packed u8, absmax f32 or nested u8 + nested_absmax f32 + nested_code f32 [256], code f32 [16])
+// into out [rows, cols] bf16 (the GEMM operand) or f32. Bit-exact: out equals the CPU
+// nf4_dequantize of the same bytes (values of w.dtype), rounded to nearest even when out is bf16.
+void nf4_dequantize_cuda(const Nf4View& w, const Tensor& out, CudaContext& ctx);
+
+// bitsandbytes AdamW8bit over one parameter tensor, bit-identical with train/adamw8bit.cpp
+// (adamw8bit_step): P >= 4096 (bnb min_8bit_size) keeps both moments as 8-bit dynamic-map codes
+// in blocks of 256 with an f32 absmax each (state1..absmax2 set, exp_avg / exp_avg_sq empty);
+// a smaller parameter keeps f32 moments and takes bnb's 32-bit update (exp_avg / exp_avg_sq set,
+// state1..absmax2 empty). Which pair is present selects the path; weight decay is decoupled and
+// applied first on both, as on the CPU.
+struct AdamW8bitCudaArgs {
+  Tensor param;       // [P] f32 master weights, updated in place
+  Tensor grad;        // [P] f32
+  Tensor state1;      // [P] u8: codes of m (signed dynamic map); 8-bit path
+  Tensor state2;      // [P] u8: codes of v (unsigned dynamic map); 8-bit path
+  Tensor absmax1;     // [ceil(P/256)] f32; 8-bit path
+  Tensor absmax2;     // [ceil(P/256)] f32; 8-bit path
+  Tensor exp_avg;     // [P] f32, m; 32-bit path
+  Tensor exp_avg_sq;  // [P] f32, v; 32-bit path
+  Tensor param_bf16;  // [P] bf16, optional: the working copy the forward reads, rewritten
+  Tensor grad_scale;  // [1] f32, optional: multiplies grad first (grad_norm_cuda's clip coefficient)
+  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;  // 1-based
+};
+void adamw8bit_step_cuda(const AdamW8bitCudaArgs& args, CudaContext& ctx);
 
 }  // namespace kto

@@ -16,7 +16,7 @@ void GpuArena::reserve(const CudaContext& ctx, const std::string& name, size_t b
 Tensor GpuArena::take(DType dtype, Shape shape) {
   const size_t bytes = (static_cast<size_t>(shape.numel()) * dtype_bits(dtype) + 7) / 8;
   const size_t offset = used_;
-  used_ += (bytes + 255) / 256 * 256;
+  used_ += gpu_aligned(bytes);
   if (counting_) return Tensor{nullptr, dtype, shape, Device::Cuda};
   KTO_ASSERT(used_ <= buffer_.bytes(), buffer_.name(), ": a pass took ", used_, " bytes of its planned ",
              buffer_.bytes());

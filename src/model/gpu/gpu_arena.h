@@ -13,6 +13,9 @@
 
 namespace kto {
 
+// Every device tensor of the GPU model starts on a 256-byte boundary (arenas and weight buffers).
+constexpr size_t gpu_aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
 class GpuArena {
  public:
   // A counting arena: take() returns views with no memory, used() sums what was asked for.

@@ -15,11 +15,10 @@ namespace {
 // d_x (store) = ∂/∂x of project(module, x) for d_out; LoRA gradients accumulate.
 void project_backward(const GpuDecoder& d, int64_t layer, LoraModule module, const Tensor& x, const Tensor& d_out,
                       const Tensor& d_x, GradStore store, const GpuLayerTensors& t, const GpuBackwardScratch& s) {
-  const GpuLayerWeights& w = d.weights->layers[static_cast<size_t>(layer)];
   const size_t m = static_cast<size_t>(module);
   const GpuLoraModule* lora = d.lora ? d.lora->find(layer, module) : nullptr;
   LoraLinearBackwardArgs args;
-  args.x = x, args.weight = w.proj[m], args.d_out = d_out, args.d_x = d_x, args.store = store;
+  args.x = x, args.weight = gpu_projection(*d.ctx, *d.weights, layer, module), args.d_out = d_out, args.d_x = d_x, args.store = store;
   if (lora) {
     args.lora_a = lora->a, args.lora_b = lora->b, args.dropout_mask = t.mask[m], args.xa = t.xa[m];
     args.d_lora_a = lora->d_a, args.d_lora_b = lora->d_b, args.scale = d.lora->scale;

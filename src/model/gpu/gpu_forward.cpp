@@ -26,12 +26,13 @@ void project(const GpuDecoder& d, int64_t layer, LoraModule module, const Tensor
   const GpuLayerWeights& w = d.weights->layers[static_cast<size_t>(layer)];
   const size_t m = static_cast<size_t>(module);
   const GpuLoraModule* lora = d.lora ? d.lora->find(layer, module) : nullptr;
+  const Tensor weight = gpu_projection(*d.ctx, *d.weights, layer, module);
   if (!lora) {
-    linear_forward_cuda({x, w.proj[m], w.bias[m], y}, *d.ctx);
+    linear_forward_cuda({x, weight, w.bias[m], y}, *d.ctx);
     return;
   }
   LoraLinearArgs args;
-  args.x = x, args.weight = w.proj[m], args.bias = w.bias[m];
+  args.x = x, args.weight = weight, args.bias = w.bias[m];
   args.lora_a = lora->a, args.lora_b = lora->b, args.dropout_mask = t.mask[m];
   args.xa = t.xa[m], args.out = y, args.scale = d.lora->scale;
   lora_linear_forward_cuda(args, s.lora_ws, *d.ctx);
@@ -117,7 +118,8 @@ GpuLayerScratch gpu_carve_layer_scratch(GpuArena& a, const ModelConfig& c, const
 }
 
 void gpu_layer_forward(const GpuDecoder& d, int64_t layer, const GpuPassInputs& in, const GpuLayerTensors& t,
-                       const GpuLayerScratch& s, const Tensor& k_all, const Tensor& v_all) {
+                       const GpuLayerScratch& s, const Tensor& k_all, const Tensor& v_all,
+                       const GpuKeyAssembly* assemble) {
   const ModelConfig& c = *d.config;
   const GpuLayerWeights& w = d.weights->layers[static_cast<size_t>(layer)];
   CudaContext& ctx = *d.ctx;
@@ -132,6 +134,10 @@ void gpu_layer_forward(const GpuDecoder& d, int64_t layer, const GpuPassInputs& 
   }
   rope_forward_cuda({t.q, in.positions, d.weights->inv_freq, c.n_heads, c.head_dim}, ctx);
   rope_forward_cuda({t.k, in.positions, d.weights->inv_freq, c.n_heads_kv, c.head_dim}, ctx);
+  if (assemble) {
+    gather_rows_cuda({assemble->kept_k, t.k, assemble->index, k_all}, ctx);
+    gather_rows_cuda({assemble->kept_v, t.v, assemble->index, v_all}, ctx);
+  }
   const size_t l = static_cast<size_t>(layer);
   AttentionArgs attention;
   attention.q = t.q, attention.k = k_all, attention.v = v_all;

@@ -215,14 +215,67 @@ struct GpuModel::Impl {
     embedding_forward_cuda({in.tokens, weights.embed, out}, ctx);
   }
 
-  // Inference forward of a packed batch into plan.hidden.
-  void run_inference(const InferencePlan& plan, const GpuDecoder& d) {
+  // Inference forward of a packed batch into plan.hidden (keeping prompts' keys and values when
+  // `keep` is set: keep_prompts' result).
+  void run_inference(const InferencePlan& plan, const GpuDecoder& d, const DevicePromptCache* keep = nullptr) {
     embed(plan.in, plan.layer.x);
     for (int64_t l = 0; l < config.n_layers; ++l) {
       const GpuLayerTensors t = gpu_layer_view(plan.layer, d.lora, l);
       gpu_layer_forward(d, l, plan.in, t, plan.scratch, t.k, t.v);
+      if (keep) keep_layer(*keep, l, t);
     }
     rms_norm_forward_cuda({plan.layer.x, weights.final_norm, plan.hidden, static_cast<float>(config.rms_norm_eps)}, ctx);
+  }
+
+  // Room for n_tokens kept prompt tokens in `cache` (reallocated only to grow): per layer keys and
+  // values, and the rows of the keeping pass they come from.
+  DevicePromptCache& prompt_room(PromptCache& cache, int64_t n_tokens) {
+    if (!cache.device || cache.device->owner != this) {
+      cache.device = std::make_shared<DevicePromptCache>();
+      cache.device->owner = this;
+    }
+    DevicePromptCache& pc = *cache.device;
+    if (pc.capacity >= n_tokens) return pc;
+    const size_t rows_bytes = gpu_aligned(static_cast<size_t>(n_tokens) * static_cast<size_t>(config.kv_dim()) * 2);
+    const size_t layers = static_cast<size_t>(config.n_layers);
+    pc.buffer = DeviceBuffer();  // free the old one first
+    pc.buffer = DeviceBuffer(ctx, str_cat("kept prompt keys and values of ", n_tokens, " tokens"),
+                             2 * layers * rows_bytes + gpu_aligned(static_cast<size_t>(n_tokens) * 4));
+    pc.k.clear(), pc.v.clear();
+    for (size_t l = 0; l < 2 * layers; ++l) {
+      (l < layers ? pc.k : pc.v).push_back(pc.buffer.view(DType::BF16, Shape{n_tokens, config.kv_dim()}, l * rows_bytes));
+    }
+    pc.capacity = n_tokens;
+    return pc;
+  }
+  Tensor prompt_index(const DevicePromptCache& pc) const {
+    const size_t offset = 2 * static_cast<size_t>(config.n_layers) *
+                          gpu_aligned(static_cast<size_t>(pc.capacity) * static_cast<size_t>(config.kv_dim()) * 2);
+    return pc.buffer.view(DType::I32, Shape{pc.starts.back()}, offset);
+  }
+
+  // Before a pass over `batch` that keeps its prompts (keep.prompts set by Model): where each
+  // prompt goes and which rows of the pass it is.
+  const DevicePromptCache* keep_prompts(PromptCache* keep, const PackedBatch& batch) {
+    if (!keep) return nullptr;
+    std::vector<int32_t> starts{0}, rows;
+    for (size_t s = 0; s < keep->prompts.size(); ++s) {
+      const int32_t n = static_cast<int32_t>(keep->prompts[s].size());
+      starts.push_back(starts.back() + n);
+      for (int32_t i = 0; i < n; ++i) rows.push_back(batch.seq_starts[s] + i);
+    }
+    DevicePromptCache& pc = prompt_room(*keep, starts.back());
+    pc.starts = std::move(starts);
+    if (!rows.empty()) cuda_copy_to_device(ctx, prompt_index(pc), rows.data());
+    return &pc;
+  }
+  // After layer l's forward: its prompts' keys and values (t.k, t.v after RoPE) into the cache.
+  void keep_layer(const DevicePromptCache& pc, int64_t l, const GpuLayerTensors& t) {
+    const int64_t n = pc.starts.back();
+    if (n == 0) return;
+    const size_t li = static_cast<size_t>(l);
+    gather_rows_cuda({t.k, Tensor{}, prompt_index(pc), rows_of(pc.k[li], 0, n)}, ctx);
+    gather_rows_cuda({t.v, Tensor{}, prompt_index(pc), rows_of(pc.v[li], 0, n)}, ctx);
   }
 };
 
@@ -277,7 +330,93 @@ void GpuModel::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter*
   m.ensure(m.scratch, Impl::scratch_name(n_tokens), scratch);
 }
 
-SequenceScores GpuModel::scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter) {
+namespace {
+
+// The head over plan.hidden at `rows` and the per-sequence sums (waits for the device).
+SequenceScores score_plan(CudaContext& ctx, const GpuWeights& weights, const InferencePlan& plan,
+                          const CompletionRows& rows, int64_t n_seqs, int64_t chunk) {
+  const int64_t n_rows = static_cast<int64_t>(rows.rows.size());
+  if (n_rows == 0) return sequence_scores_from_rows(rows, n_seqs, nullptr, nullptr, nullptr, nullptr);
+  cuda_copy_to_device(ctx, plan.head.rows, rows.rows.data());
+  cuda_copy_to_device(ctx, plan.head.labels, rows.labels.data());
+  logprob_head_forward_cuda({plan.hidden, weights.head, plan.head.rows, plan.head.labels, plan.head.logp, Tensor{},
+                             plan.head.workspace, chunk},
+                            {plan.head.mean_logit, plan.head.entropy, plan.head.argmax}, ctx);
+  const std::vector<float> logp = download_f32(ctx, plan.head.logp), mean = download_f32(ctx, plan.head.mean_logit);
+  const std::vector<float> entropy = download_f32(ctx, plan.head.entropy);
+  std::vector<int32_t> argmax(static_cast<size_t>(n_rows));
+  cuda_copy_to_host(ctx, argmax.data(), plan.head.argmax);
+  return sequence_scores_from_rows(rows, n_seqs, logp.data(), mean.data(), entropy.data(), argmax.data());
+}
+
+}  // namespace
+
+void GpuModel::reserve_prompts(PromptCache& cache, int64_t n_tokens) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->prompt_room(cache, n_tokens);
+}
+
+bool GpuModel::owns(const PromptCache& cache) const { return cache.device && cache.device->owner == impl_.get(); }
+
+SequenceScores GpuModel::scores_after(const PromptCache& kept, const PackedBatch& batch,
+                                      std::span<const int32_t> n_prompt, const CompletionRows& rows,
+                                      const LoraAdapter* adapter) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  const ModelConfig& c = m.config;
+  const GpuDecoder d = m.decoder(adapter);
+  const DevicePromptCache& pc = *kept.device;
+  // The queries: each sequence from its prompt's last token on; the keys: the whole sequence,
+  // the prompt's rows from the cache and the rest from this pass.
+  const int64_t n_seqs = batch.n_sequences();
+  PackedBatch q;
+  std::vector<int32_t> k_starts{0}, index;
+  q.seq_starts.push_back(0);
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    const size_t si = static_cast<size_t>(s);
+    const int32_t begin = batch.seq_starts[si], len = static_cast<int32_t>(batch.seq_len(s)), np = n_prompt[si];
+    const int32_t q_begin = q.seq_starts.back();
+    q.tokens.insert(q.tokens.end(), batch.tokens.begin() + begin + np - 1, batch.tokens.begin() + begin + len);
+    q.positions.insert(q.positions.end(), batch.positions.begin() + begin + np - 1, batch.positions.begin() + begin + len);
+    q.seq_starts.push_back(static_cast<int32_t>(q.tokens.size()));
+    k_starts.push_back(k_starts.back() + len);
+    for (int32_t i = 0; i < np; ++i) index.push_back(pc.starts[si] + i);
+    for (int32_t j = np; j < len; ++j) index.push_back(-1 - (q_begin + j - (np - 1)));
+  }
+  CompletionRows q_rows = rows;  // hidden row t - 1 of the whole batch → its row among the queries
+  for (size_t r = 0; r < q_rows.rows.size(); ++r) {
+    const size_t s = static_cast<size_t>(rows.owner[r]);
+    q_rows.rows[r] = rows.rows[r] - (batch.seq_starts[s] + n_prompt[s] - 1) + q.seq_starts[s];
+  }
+  const int64_t n_q = q.n_tokens(), n_keys = k_starts.back(), n_rows = static_cast<int64_t>(rows.rows.size());
+  struct AfterPlan {
+    InferencePlan inference;
+    Tensor k_all, v_all, index;
+  };
+  auto carve = [&](GpuArena& a) {
+    AfterPlan p{carve_inference(a, c, d.lora, n_q, n_seqs, n_rows, m.head_chunk_rows), {}, {}, {}};
+    p.k_all = a.take(DType::BF16, Shape{n_keys, c.kv_dim()});
+    p.v_all = a.take(DType::BF16, Shape{n_keys, c.kv_dim()});
+    p.index = a.take(DType::I32, Shape{n_keys});
+    return p;
+  };
+  m.ensure(m.scratch, Impl::scratch_name(n_q), std::max(m.scratch.capacity(), gpu_arena_measure(carve)));
+  const AfterPlan p = carve(m.scratch);
+  const InferencePlan& plan = p.inference;
+  m.upload_inputs(plan.in, q, k_starts);
+  cuda_copy_to_device(m.ctx, p.index, index.data());
+  m.embed(plan.in, plan.layer.x);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const GpuLayerTensors t = gpu_layer_view(plan.layer, d.lora, l);
+    const GpuKeyAssembly assemble{pc.k[static_cast<size_t>(l)], pc.v[static_cast<size_t>(l)], p.index};
+    gpu_layer_forward(d, l, plan.in, t, plan.scratch, p.k_all, p.v_all, &assemble);
+  }
+  rms_norm_forward_cuda({plan.layer.x, m.weights.final_norm, plan.hidden, static_cast<float>(c.rms_norm_eps)}, m.ctx);
+  return score_plan(m.ctx, m.weights, plan, q_rows, n_seqs, m.head_chunk_rows);
+}
+
+SequenceScores GpuModel::scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter,
+                                PromptCache* keep) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mutex);
   const ModelConfig& c = m.config;
@@ -288,18 +427,8 @@ SequenceScores GpuModel::scores(const PackedBatch& batch, const CompletionRows& 
   m.ensure(m.scratch, Impl::scratch_name(n_tokens), std::max(m.scratch.capacity(), gpu_arena_measure(carve)));
   const InferencePlan plan = carve(m.scratch);
   m.upload_inputs(plan.in, batch, batch.seq_starts);
-  m.run_inference(plan, d);
-  if (n_rows == 0) return sequence_scores_from_rows(rows, n_seqs, nullptr, nullptr, nullptr, nullptr);
-  cuda_copy_to_device(m.ctx, plan.head.rows, rows.rows.data());
-  cuda_copy_to_device(m.ctx, plan.head.labels, rows.labels.data());
-  logprob_head_forward_cuda({plan.hidden, m.weights.head, plan.head.rows, plan.head.labels, plan.head.logp, Tensor{},
-                             plan.head.workspace, m.head_chunk_rows},
-                            {plan.head.mean_logit, plan.head.entropy, plan.head.argmax}, m.ctx);
-  const std::vector<float> logp = download_f32(m.ctx, plan.head.logp), mean = download_f32(m.ctx, plan.head.mean_logit);
-  const std::vector<float> entropy = download_f32(m.ctx, plan.head.entropy);
-  std::vector<int32_t> argmax(static_cast<size_t>(n_rows));
-  cuda_copy_to_host(m.ctx, argmax.data(), plan.head.argmax);
-  return sequence_scores_from_rows(rows, n_seqs, logp.data(), mean.data(), entropy.data(), argmax.data());
+  m.run_inference(plan, d, m.keep_prompts(keep, batch));
+  return score_plan(m.ctx, m.weights, plan, rows, n_seqs, m.head_chunk_rows);
 }
 
 HostTensor GpuModel::hidden(const PackedBatch& batch) {
@@ -335,17 +464,23 @@ HostTensor GpuModel::logits(const PackedBatch& batch) {
   return out;
 }
 
-void GpuModel::forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options) {
+void GpuModel::forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options,
+                             PromptCache* keep) {
   std::lock_guard lock(impl_->mutex);
-  train_forward(pass, &adapter, options);
+  train_forward(pass, &adapter, options, keep);
 }
 
 void GpuModel::forward_train_full(TrainPass& pass) {
   std::lock_guard lock(impl_->mutex);
-  train_forward(pass, nullptr, {});
+  if (impl_->weights.dequant.data) {
+    fail(ErrorKind::InvalidArgument, "full fine-tuning of a 4-bit (NF4) base: its weights are frozen; train a LoRA "
+         "adapter on it (finetuning_type: lora) or load a bf16/fp16 checkpoint");
+  }
+  train_forward(pass, nullptr, {}, nullptr);
 }
 
-void GpuModel::train_forward(TrainPass& pass, const LoraAdapter* adapter, const DecoderTrainOptions& options) {
+void GpuModel::train_forward(TrainPass& pass, const LoraAdapter* adapter, const DecoderTrainOptions& options,
+                             PromptCache* keep) {
   Impl& m = *impl_;
   const ModelConfig& c = m.config;
   const PackedBatch& batch = pass.batch;
@@ -371,12 +506,14 @@ void GpuModel::train_forward(TrainPass& pass, const LoraAdapter* adapter, const 
   m.last_dropout = masks ? adapter->config.dropout : 0.0;
   m.last_dropout_seed = options.dropout_seed;
   m.upload_inputs(s.in, batch, batch.seq_starts);
+  const DevicePromptCache* kept = m.keep_prompts(keep, batch);
   m.embed(s.in, s.layers[0].x);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const GpuLayerTensors& saved = s.layers[static_cast<size_t>(l)];
     const GpuLayerTensors t = ckpt == Checkpointing::On ? work_for(scratch.work, d.lora, l, saved.x, saved.next) : saved;
     if (masks) m.upload_masks(t, l);
     gpu_layer_forward(d, l, s.in, t, scratch.layer, t.k, t.v);
+    if (kept) m.keep_layer(*kept, l, t);
   }
   rms_norm_forward_cuda({s.x_final, m.weights.final_norm, s.hidden, static_cast<float>(c.rms_norm_eps)}, m.ctx);
   pass.logsumexp = HostTensor(DType::F32, Shape{n_rows});

@@ -32,6 +32,16 @@ struct DeviceKvCache {
   std::vector<Tensor> k, v;  // [L]
 };
 
+// Kept prompts' keys and values (PromptCache::device): per layer [capacity, Hkv*Dh] bf16 after
+// RoPE, prompt s in rows [starts[s], starts[s+1]).
+struct DevicePromptCache {
+  const void* owner = nullptr;  // the GpuModel that made it
+  DeviceBuffer buffer;
+  int64_t capacity = 0;         // tokens
+  std::vector<Tensor> k, v;     // [L]
+  std::vector<int32_t> starts;  // [S+1] of the last pass that kept prompts
+};
+
 // Ties a TrainPass (TrainPass::device) to the GPU forward whose kept activations its backward reads.
 struct DevicePassState {
   uint64_t id = 0;
@@ -51,8 +61,14 @@ class GpuModel final : public ModelAccelerator {
   void reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter* adapter, Checkpointing checkpointing) override;
   HostTensor hidden(const PackedBatch& batch) override;
   HostTensor logits(const PackedBatch& batch) override;
-  SequenceScores scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter) override;
-  void forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options) override;
+  SequenceScores scores(const PackedBatch& batch, const CompletionRows& rows, const LoraAdapter* adapter,
+                        PromptCache* keep) override;
+  SequenceScores scores_after(const PromptCache& kept, const PackedBatch& batch, std::span<const int32_t> n_prompt,
+                              const CompletionRows& rows, const LoraAdapter* adapter) override;
+  void reserve_prompts(PromptCache& cache, int64_t n_tokens) override;
+  bool owns(const PromptCache& cache) const override;
+  void forward_train(TrainPass& pass, const LoraAdapter& adapter, const DecoderTrainOptions& options,
+                     PromptCache* keep) override;
   void backward_train(const TrainPass& pass, std::span<const double> d_logps, LoraAdapter& adapter) override;
   void forward_train_full(TrainPass& pass) override;
   void backward_train_full(const TrainPass& pass, std::span<const double> d_logps, Weights& grads) override;
@@ -63,7 +79,8 @@ class GpuModel final : public ModelAccelerator {
  private:
   // The training forward (LoRA when `adapter`, else the base model for full fine-tuning); the
   // caller holds the mutex.
-  void train_forward(TrainPass& pass, const LoraAdapter* adapter, const DecoderTrainOptions& options);
+  void train_forward(TrainPass& pass, const LoraAdapter* adapter, const DecoderTrainOptions& options,
+                     PromptCache* keep);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

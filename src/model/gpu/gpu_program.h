@@ -72,10 +72,20 @@ GpuLayerScratch gpu_carve_layer_scratch(GpuArena& arena, const ModelConfig& conf
                                         int64_t n_tokens);
 GpuPassInputs gpu_carve_inputs(GpuArena& arena, int64_t n_tokens, int64_t n_sequences);
 
+// Keys and values assembled from two sources before the attention (a pass over completions
+// whose prompts' keys and values were kept): k_all[r] = kept_k[index[r]] for index[r] >= 0, else
+// the pass's own row t.k[-1 - index[r]]; the same for v.
+struct GpuKeyAssembly {
+  Tensor kept_k, kept_v;  // [P, Hkv*Dh] bf16, this layer's kept rows
+  Tensor index;           // [ΣL] i32
+};
+
 // The layer's forward: reads t.x, writes t.next (and every other tensor of t). For decoding,
-// t.k / t.v are the cache rows of the new tokens and k_all / v_all every cached row so far.
+// t.k / t.v are the cache rows of the new tokens and k_all / v_all every cached row so far; with
+// `assemble`, k_all / v_all are built as it says once t.k / t.v are computed.
 void gpu_layer_forward(const GpuDecoder& d, int64_t layer, const GpuPassInputs& in, const GpuLayerTensors& t,
-                       const GpuLayerScratch& scratch, const Tensor& k_all, const Tensor& v_all);
+                       const GpuLayerScratch& scratch, const Tensor& k_all, const Tensor& v_all,
+                       const GpuKeyAssembly* assemble = nullptr);
 
 // Backward scratch: gradients of one layer's tensors, reused by every layer.
 struct GpuBackwardScratch {

@@ -1,16 +1,17 @@
 // Uploading the base weights and mirroring a LoRA adapter; see gpu_weights.h.
 #include "model/gpu/gpu_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 
+#include "backend/cuda/ops_cuda.h"
+#include "model/gpu/gpu_arena.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace kto {
 namespace {
-
-constexpr size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 // f32 → bf16 bits, element-wise (OpenMP over a large tensor).
 std::vector<uint16_t> to_bf16(const Tensor& t) {
@@ -43,6 +44,27 @@ class Packer {
     }
     return dst;
   }
+  // An NF4 weight's buffers as they are (bytes), each in its own aligned slot.
+  Nf4View nf4(const Nf4Tensor& w) {
+    Nf4View v = w.view();
+    for (Tensor* t : {&v.packed, &v.absmax, &v.nested_absmax, &v.nested_code, &v.code}) {
+      if (!t->data) continue;
+      const size_t offset = take(t->nbytes());
+      if (!buffer_) {
+        *t = Tensor{};
+        continue;
+      }
+      const Tensor dst = buffer_->view(t->dtype, t->shape, offset);
+      cuda_copy_to_device(ctx_, dst, t->data);
+      *t = dst;
+    }
+    return v;
+  }
+  // Room for a [shape] tensor of `dtype` that is written on the device later.
+  Tensor reserve(DType dtype, Shape shape) {
+    const size_t offset = take(static_cast<size_t>(shape.numel()) * dtype_bits(dtype) / 8);
+    return buffer_ ? buffer_->view(dtype, shape, offset) : Tensor{};
+  }
   Tensor f32(const HostTensor& host) {
     const size_t offset = take(static_cast<size_t>(host.numel()) * 4);
     if (!buffer_) return Tensor{};
@@ -51,11 +73,12 @@ class Packer {
     return dst;
   }
   size_t used() const { return used_; }
+  bool values() const { return kind_ == PackKind::Bf16Values; }
 
  private:
   size_t take(size_t bytes) {
     const size_t offset = used_;
-    used_ += aligned(bytes);
+    used_ += gpu_aligned(bytes);
     return offset;
   }
   CudaContext& ctx_;
@@ -63,14 +86,6 @@ class Packer {
   PackKind kind_;
   size_t used_ = 0;
 };
-
-// An NF4 projection as a dense f32 tensor: the GPU has no NF4 kernels yet (TODO(#7)), so a 4-bit
-// base is dequantised once on upload and takes bf16 memory there.
-HostTensor dequantized(const Nf4Tensor& w) {
-  HostTensor out(DType::F32, Shape{w.rows, w.cols});
-  nf4_dequantize(w.view(), 0, w.rows * w.cols, out.f32());
-  return out;
-}
 
 std::array<const HostTensor*, kLoraModuleCount> projections(const LayerWeights& lw) {
   return {&lw.q_proj, &lw.k_proj, &lw.v_proj, &lw.o_proj, &lw.gate_proj, &lw.up_proj, &lw.down_proj};
@@ -86,6 +101,11 @@ void pack_weights(Packer& p, const ModelConfig& config, const Weights& w, const 
   out.head = w.head_tied() ? out.embed : p.place(w.lm_head);
   if (inv_freq) out.inv_freq = p.f32(*inv_freq);
   out.layers.assign(static_cast<size_t>(config.n_layers), {});
+  int64_t largest_nf4 = 0;
+  for (const LayerWeights& lw : w.layers) {
+    for (const Nf4Tensor& q : lw.nf4) largest_nf4 = std::max(largest_nf4, q.empty() ? 0 : q.rows * q.cols);
+  }
+  if (largest_nf4 > 0 && p.values()) out.dequant = p.reserve(DType::BF16, Shape{largest_nf4});
   for (size_t l = 0; l < out.layers.size(); ++l) {
     const LayerWeights& lw = w.layers[l];
     GpuLayerWeights& g = out.layers[l];
@@ -95,7 +115,8 @@ void pack_weights(Packer& p, const ModelConfig& config, const Weights& w, const 
     g.k_norm = p.place(lw.k_norm);
     const auto proj = projections(lw), bias = biases(lw);
     for (size_t m = 0; m < kLoraModuleCount; ++m) {
-      g.proj[m] = lw.nf4[m].empty() ? p.place(*proj[m]) : p.place(dequantized(lw.nf4[m]));
+      if (lw.nf4[m].empty()) g.proj[m] = p.place(*proj[m]);
+      else if (p.values()) g.nf4[m] = p.nf4(lw.nf4[m]);  // frozen: never a gradient
       g.bias[m] = p.place(*bias[m]);
     }
   }
@@ -134,11 +155,18 @@ std::vector<std::pair<const HostTensor*, Tensor>> weight_pairs(const Weights& w,
 
 GpuWeights gpu_weights_upload(CudaContext& ctx, const ModelConfig& config, const Weights& weights,
                               const HostTensor& inv_freq) {
-  if (weights_have_nf4(weights)) {
-    log_warn("the 4-bit (NF4) projections are dequantised to bf16 on the GPU: the CUDA backend has no NF4 kernels "
-             "yet, so GPU memory is that of a bf16 base");
-  }
-  return pack(ctx, config, weights, &inv_freq, PackKind::Bf16Values, "model weights (bf16)");
+  return pack(ctx, config, weights, &inv_freq, PackKind::Bf16Values,
+              weights_have_nf4(weights) ? "model weights (NF4 projections, bf16 rest)" : "model weights (bf16)");
+}
+
+Tensor gpu_projection(CudaContext& ctx, const GpuWeights& weights, int64_t layer, LoraModule module) {
+  const GpuLayerWeights& w = weights.layers[static_cast<size_t>(layer)];
+  const size_t m = static_cast<size_t>(module);
+  if (!w.nf4[m].present()) return w.proj[m];
+  const Nf4View& q = w.nf4[m];
+  const Tensor out{weights.dequant.data, DType::BF16, Shape{q.rows, q.cols}, Device::Cuda};
+  nf4_dequantize_cuda(q, out, ctx);
+  return out;
 }
 
 void gpu_weights_refresh(CudaContext& ctx, GpuWeights& device, const Weights& weights) {
@@ -207,17 +235,17 @@ void allocate(CudaContext& ctx, GpuLora& mirror, const LoraAdapter& adapter) {
   mirror.layers.assign(adapter.layers.size(), {});
   size_t param_bytes = 0, grad_bytes = 0;
   for_each_module(adapter, mirror, [&](const LoraWeights& w, GpuLoraModule&) {
-    param_bytes += aligned(static_cast<size_t>(w.a.numel()) * 2) + aligned(static_cast<size_t>(w.b.numel()) * 2);
-    grad_bytes += aligned(static_cast<size_t>(w.a.numel()) * 4) + aligned(static_cast<size_t>(w.b.numel()) * 4);
+    param_bytes += gpu_aligned(static_cast<size_t>(w.a.numel()) * 2) + gpu_aligned(static_cast<size_t>(w.b.numel()) * 2);
+    grad_bytes += gpu_aligned(static_cast<size_t>(w.a.numel()) * 4) + gpu_aligned(static_cast<size_t>(w.b.numel()) * 4);
   });
   mirror.params = DeviceBuffer(ctx, "LoRA weights (bf16)", param_bytes);
   mirror.grads = DeviceBuffer(ctx, "LoRA gradients (f32)", grad_bytes);
   size_t p = 0, g = 0;
   for_each_module(adapter, mirror, [&](const LoraWeights& w, GpuLoraModule& m) {
-    m.a = mirror.params.view(DType::BF16, w.a.shape(), p), p += aligned(static_cast<size_t>(w.a.numel()) * 2);
-    m.b = mirror.params.view(DType::BF16, w.b.shape(), p), p += aligned(static_cast<size_t>(w.b.numel()) * 2);
-    m.d_a = mirror.grads.view(DType::F32, w.a.shape(), g), g += aligned(static_cast<size_t>(w.a.numel()) * 4);
-    m.d_b = mirror.grads.view(DType::F32, w.b.shape(), g), g += aligned(static_cast<size_t>(w.b.numel()) * 4);
+    m.a = mirror.params.view(DType::BF16, w.a.shape(), p), p += gpu_aligned(static_cast<size_t>(w.a.numel()) * 2);
+    m.b = mirror.params.view(DType::BF16, w.b.shape(), p), p += gpu_aligned(static_cast<size_t>(w.b.numel()) * 2);
+    m.d_a = mirror.grads.view(DType::F32, w.a.shape(), g), g += gpu_aligned(static_cast<size_t>(w.a.numel()) * 4);
+    m.d_b = mirror.grads.view(DType::F32, w.b.shape(), g), g += gpu_aligned(static_cast<size_t>(w.b.numel()) * 4);
     mirror.max_rank = std::max(mirror.max_rank, w.a.shape()[0]);
   });
   cuda_fill_zero(ctx, Tensor{mirror.grads.data(), DType::U8, Shape{static_cast<int64_t>(grad_bytes)}, Device::Cuda});

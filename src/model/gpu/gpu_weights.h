@@ -12,6 +12,7 @@
 #include "model/config.h"
 #include "model/lora.h"
 #include "model/weights.h"
+#include "tensor/nf4.h"
 #include "tensor/tensor.h"
 
 namespace kto {
@@ -20,7 +21,8 @@ namespace kto {
 struct GpuLayerWeights {
   Tensor input_norm, post_attention_norm;  // [D] bf16
   Tensor q_norm, k_norm;                   // [Dh] bf16 (Qwen3)
-  std::array<Tensor, kLoraModuleCount> proj;  // per LoraModule: [out, in] bf16
+  std::array<Tensor, kLoraModuleCount> proj;  // per LoraModule: [out, in] bf16 (absent when NF4)
+  std::array<Nf4View, kLoraModuleCount> nf4;  // per LoraModule: the 4-bit weight as stored (QLoRA)
   std::array<Tensor, kLoraModuleCount> bias;  // per LoraModule: [out] bf16, optional
 };
 
@@ -30,11 +32,19 @@ struct GpuWeights {
   Tensor final_norm;  // [D] bf16
   Tensor head;        // [V, D] bf16: lm_head, or the embedding when tied
   Tensor inv_freq;    // [Dh/2] f32
+  Tensor dequant;     // [largest NF4 projection] bf16: where one NF4 projection is dequantised
   std::vector<GpuLayerWeights> layers;
 };
 
+// The bf16 [out, in] weight of a projection, for an op about to read it: the resident tensor, or
+// for an NF4 projection its values dequantised into `weights.dequant` (valid until the next call;
+// every op runs on ctx's stream, so the next dequantisation waits for this weight's readers).
+Tensor gpu_projection(CudaContext& ctx, const GpuWeights& weights, int64_t layer, LoraModule module);
+
 // Converts every weight to bf16 (round to nearest even, as torch's .to(bfloat16)) and copies it
-// into one device buffer. OutOfMemory names the buffer, the bytes needed and free.
+// into one device buffer; NF4 projections are copied as stored (4 bits a weight plus their block
+// scales) and dequantised one at a time when used (gpu_projection), never the whole base at once.
+// OutOfMemory names the buffer, the bytes needed and free.
 GpuWeights gpu_weights_upload(CudaContext& ctx, const ModelConfig& config, const Weights& weights,
                               const HostTensor& inv_freq);
 
