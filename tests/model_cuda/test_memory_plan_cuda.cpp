@@ -199,6 +199,54 @@ TEST_P(MemoryPlanTrainer, PeakOfARunIsThePlan) {
   EXPECT_EQ(measured, plan.peak());
 }
 
+// per_device_train_batch_size `auto` under a budget the fixed batch of the test above misses by
+// one byte: the size it picks then trains on the GPU within the budget, at the planned peak.
+TEST(MemoryPlanAuto, PickedBatchRunsWithinTheBudget) {
+  KTO_REQUIRE_GPU();
+  log_set_level(LogLevel::Warn);
+  const std::string model_dir = test::fixture("models/llama");
+  const Tokenizer tokenizer = Tokenizer::load(model_dir);
+  DataOptions options;
+  options.truncation.max_length = 48;
+  options.trl_compat = TrlCompat::Yes;
+  const KtoDatasets data = load_kto_datasets(test::fixture("kto_steps/train.jsonl"), "", 0.0, tokenizer, options);
+  TrainConfig c;
+  c.output_dir = test::temp_dir("memory-plan-auto");
+  c.max_length = 48, c.max_steps = 2, c.save_steps = 0, c.logging_steps = 1, c.lora_r = 4, c.lora_dropout = 0.0;
+  c.gradient_checkpointing = true;
+  TrainMemorySetup setup;
+  setup.model = model_config_load(model_dir);
+  setup.extent = train_extent_fn(data.train, KlSequences::Yes);
+  setup.n_examples = static_cast<int64_t>(data.train.size());
+  const auto peak_at = [&](int64_t batch) {
+    c.per_device_train_batch_size = batch;
+    return memory_plan(setup.model, train_memory_inputs(c, setup, BaseWeights::Bf16, setup.extent(batch, 48))).peak();
+  };
+  MemoryBudget budget;
+  budget.bytes = peak_at(6) - 1;
+  budget.what = "the test's budget";
+  c.per_device_train_batch_size = 0;  // auto
+  const MemoryResolution r = train_memory_resolve(c, setup, budget);
+  ASSERT_TRUE(r.advice.empty()) << r.advice;
+  ASSERT_GE(r.batch_size, 1);
+  ASSERT_LT(r.batch_size, 6);
+  EXPECT_GT(peak_at(r.batch_size + 1), budget.bytes) << "auto did not pick the largest size that fits";
+  c.per_device_train_batch_size = r.batch_size;
+  const int64_t before = allocated();
+  cuda_memory_reset_peak();
+  int64_t measured = 0;
+  {
+    Model model = Model::load(model_dir, kGpu);
+    Trainer trainer(c, model, data, train_initial_adapter(c, model.config()));
+    trainer.train();
+    measured = cuda_memory_stats().peak - before;
+  }
+  std::printf("auto batch under a budget of %lld bytes: %lld sequences, measured peak %lld, planned %lld\n",
+              (long long)budget.bytes, (long long)r.batch_size, (long long)measured, (long long)r.plan.peak());
+  EXPECT_LE(measured, budget.bytes);
+  EXPECT_EQ(measured, r.plan.peak());
+}
+
 INSTANTIATE_TEST_SUITE_P(Runs, MemoryPlanTrainer,
                          ::testing::Values(TrainerCase{"no_ckpt_dropout", Checkpointing::Off, 0.05},
                                            TrainerCase{"ckpt_no_dropout", Checkpointing::On, 0.0},
