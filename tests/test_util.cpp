@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +14,26 @@
 #include <vector>
 
 namespace kto::test {
+
+std::vector<float> read_f32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  const auto size = static_cast<size_t>(in.tellg());
+  std::vector<float> out(size / sizeof(float));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size));
+  return out;
+}
+
+double scaled_error(const float* got, const float* want, size_t n) {
+  double diff = 0.0, scale = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = std::abs(double{got[i]} - want[i]);
+    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
+    scale = std::max(scale, std::abs(double{want[i]}));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
 
 std::string fixture(const std::string& relative) { return std::string(KTO_FIXTURES_DIR) + "/" + relative; }
 

@@ -42,10 +42,10 @@ MemoryPlanInputs train_memory_inputs(const TrainConfig& config, const TrainMemor
 std::optional<LoraPlan> train_memory_adapter_lora(const TrainConfig& config);
 
 // The largest pass of the first epoch's micro-batches of `batch_size`, main or KL sequences, as
-// Trainer::reserve_device_memory finds it (its `split` of each packed micro-batch: tokens of a
-// kind, scored rows = length − max(1, prompt)), and the prompts it keeps and the KL pass over
-// them (PassExtent::kl_reuse), with the sequences cut by `rule` (the dataset's own truncation, or
-// a smaller max_length to try). From lengths only: nothing is packed.
+// the packer would make them (tokens of a kind, scored rows = length − max(1, prompt)), and the
+// prompts it keeps and the KL pass over them (PassExtent::kl_reuse), with the sequences cut by
+// `rule` (the dataset's own truncation, or a smaller max_length to try). From lengths only:
+// nothing is packed. Trainer::reserve_device_memory reserves what it returns.
 PassExtent train_pass_extent(const KtoDataset& data, int64_t batch_size, KlSequences kl, const TruncationRule& rule);
 // SFT: the first epoch's micro-batches (examples cut keep_start to `max_length`).
 PassExtent train_pass_extent(const SftDataset& data, int64_t batch_size, int64_t max_length);

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "train/checkpoint.h"
+#include "train/train_memory.h"
 #include "train/train_state.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -110,27 +111,15 @@ void Trainer::reserve_device_memory() {
   if (model_.device().kind == DeviceKind::Cpu) return;
   // The first epoch's largest pass (main or KL sequences of one micro-batch); a later epoch's
   // shuffle may bring a larger one, which grows the plan once.
+  // train_pass_extent finds it from the examples' lengths, as the memory plan does.
   const KlSequences kl = loss_config_.type == KtoLossType::Kto ? KlSequences::Yes : KlSequences::No;
-  int64_t max_tokens = 1, max_rows = 1, max_prompt_tokens = 1;
-  for (const auto& batch : data_->train.micro_batches(0, config_.per_device_train_batch_size)) {
-    const PackedMicroBatch pmb = data_->train.pack(batch, kl);
-    for (SeqKind kind : {SeqKind::Main, SeqKind::Kl}) {
-      const SplitBatch part = split(pmb, kind);
-      int64_t rows = 0, prompt_tokens = 0;
-      for (int64_t s = 0; s < part.batch.n_sequences(); ++s) {
-        rows += part.batch.seq_len(s) - part.n_prompt[static_cast<size_t>(s)];
-        prompt_tokens += part.n_prompt[static_cast<size_t>(s)];
-      }
-      max_tokens = std::max(max_tokens, part.batch.n_tokens());
-      max_rows = std::max(max_rows, rows);
-      if (kind == SeqKind::Main) max_prompt_tokens = std::max(max_prompt_tokens, prompt_tokens);
-    }
-  }
-  model_.reserve(max_tokens, max_rows, &adapter_,
+  const PassExtent extent =
+      train_pass_extent(data_->train, config_.per_device_train_batch_size, kl, data_->train.options().truncation);
+  model_.reserve(extent.n_tokens, extent.n_head_rows, &adapter_,
                  config_.gradient_checkpointing ? Checkpointing::On : Checkpointing::Off);
   if (kl == KlSequences::Yes) {
-    model_.reserve_prompts(ref_prompts_, max_prompt_tokens);
-    if (adapter_.config.dropout == 0.0) model_.reserve_prompts(policy_prompts_, max_prompt_tokens);
+    model_.reserve_prompts(ref_prompts_, extent.kl_reuse.n_prompt_tokens);
+    if (adapter_.config.dropout == 0.0) model_.reserve_prompts(policy_prompts_, extent.kl_reuse.n_prompt_tokens);
   }
 }
 

@@ -19,21 +19,13 @@ namespace kto {
 namespace {
 
 using nlohmann::json;
+using test::read_f32;
 constexpr double kTol = 1e-4;
 
 json read_json(const std::string& path) {
   std::ifstream in(path);
   EXPECT_TRUE(in.good()) << "missing " << path << "; run tools/reference/make_lora_grads.py";
   return json::parse(in);
-}
-
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  const auto size = static_cast<size_t>(in.tellg());
-  std::vector<float> out(size / sizeof(float));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size));
-  return out;
 }
 
 double rel_err(double got, double want) { return std::abs(got - want) / std::max(1.0, std::abs(want)); }

@@ -18,6 +18,7 @@
 #include "model/device.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "gpu_test_util.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
@@ -29,32 +30,10 @@ namespace {
 
 using nlohmann::json;
 
-#define KTO_REQUIRE_GPU()                                                                 \
-  do {                                                                                    \
-    if (device_gpu_lines().empty()) GTEST_SKIP() << "no CUDA GPU visible: skipped";       \
-  } while (0)
 
-constexpr DeviceChoice kGpu{DeviceKind::Cuda, 0};
-
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  const auto size = static_cast<size_t>(in.tellg());
-  std::vector<float> out(size / sizeof(float));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size));
-  return out;
-}
-
-// max |got - want| / max |want|: the error relative to the tensor's own scale.
-double scaled_error(const float* got, const float* want, size_t n) {
-  double diff = 0.0, scale = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    const double d = std::abs(double{got[i]} - want[i]);
-    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
-    scale = std::max(scale, std::abs(double{want[i]}));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
+using test::kGpu;
+using test::read_f32;
+using test::scaled_error;
 
 class GpuFixture : public ::testing::TestWithParam<std::string> {
  protected:

@@ -17,6 +17,7 @@
 #include "model/device.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "gpu_test_util.h"
 #include "test_util.h"
 #include "util/files.h"
 
@@ -25,12 +26,9 @@ namespace {
 
 using nlohmann::json;
 
-#define KTO_REQUIRE_GPU()                                                           \
-  do {                                                                              \
-    if (device_gpu_lines().empty()) GTEST_SKIP() << "no CUDA GPU visible: skipped"; \
-  } while (0)
 
-constexpr DeviceChoice kGpu{DeviceKind::Cuda, 0};
+using test::kGpu;
+using test::scaled_error;
 
 // The fixture's sequences as prompts + completions, and KTO's KL batch over them: prompt s with
 // the completion of sequence s + 1 (mod S).
@@ -107,17 +105,6 @@ TEST_P(GpuPromptReuse, KlScoresAfterKeptPromptsMatchWholeSequences) {
 INSTANTIATE_TEST_SUITE_P(Architectures, GpuPromptReuse, ::testing::Values("llama", "mistral", "qwen2", "qwen3"),
                          [](const auto& param_info) { return param_info.param; });
 
-// max |got - want| / max |want|.
-double scaled_error(const float* got, const float* want, int64_t n) {
-  double diff = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = std::abs(double{got[i]} - want[i]);
-    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
-    scale = std::max(scale, std::abs(double{want[i]}));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
 TEST(GpuNf4, Bnb4bitBaseStaysFourBitAndMatchesTheCpu) {
   KTO_REQUIRE_GPU();
   const std::string dir = test::fixture("nf4/qwen2-bnb-4bit");
@@ -141,7 +128,7 @@ TEST(GpuNf4, Bnb4bitBaseStaysFourBitAndMatchesTheCpu) {
 
   const PackedBatch batch = PackedBatch::from_sequences({{1, 5, 9, 200, 17, 3}, {8, 2, 44, 9}});
   const HostTensor want = cpu.forward_logits(batch), got = gpu.forward_logits(batch);
-  const double logit_err = scaled_error(got.f32(), want.f32(), want.numel());
+  const double logit_err = scaled_error(got.f32(), want.f32(), static_cast<size_t>(want.numel()));
   EXPECT_LE(logit_err, 3e-2) << "NF4 logits, GPU vs CPU";
 
   // LoRA on the NF4 base: log-probs and gradients (dx through the dequantised projections).
@@ -163,7 +150,7 @@ TEST(GpuNf4, Bnb4bitBaseStaysFourBitAndMatchesTheCpu) {
   const std::vector<NamedTensor> gc = a_cpu.gradients(), gg = a_gpu.gradients();
   double worst = 0.0;
   for (size_t i = 0; i < gc.size(); ++i) {
-    const double err = scaled_error(gg[i].tensor.f32(), gc[i].tensor.f32(), gc[i].tensor.numel());
+    const double err = scaled_error(gg[i].tensor.f32(), gc[i].tensor.f32(), static_cast<size_t>(gc[i].tensor.numel()));
     worst = std::max(worst, err);
     EXPECT_LE(err, 8e-2) << gc[i].name;
   }

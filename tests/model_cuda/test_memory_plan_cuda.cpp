@@ -16,6 +16,7 @@
 #include "model/lora.h"
 #include "model/memory_plan.h"
 #include "model/model.h"
+#include "gpu_test_util.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train_memory.h"
@@ -26,12 +27,7 @@
 namespace kto {
 namespace {
 
-#define KTO_REQUIRE_GPU()                                                           \
-  do {                                                                              \
-    if (device_gpu_lines().empty()) GTEST_SKIP() << "no CUDA GPU visible: skipped"; \
-  } while (0)
-
-constexpr DeviceChoice kGpu{DeviceKind::Cuda, 0};
+using test::kGpu;
 
 // A shape with every optional part the plan counts: GQA, q/k/v biases, q/k norms, untied head;
 // widths that are not multiples of 256 bytes.
@@ -147,9 +143,48 @@ INSTANTIATE_TEST_SUITE_P(
                       PlanCase{"nf4_nested", Checkpointing::Off, 0.0, {"all-linear"}, BaseWeights::Nf4DoubleQuant}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
-// A whole KTO run (the TRL fixture's model and data, three steps): the trainer reserves for the
-// first epoch's largest pass (train_pass_extent finds the same one) and never allocates more.
-// Without LoRA dropout it also keeps the policy's prompts (two kept-prompt buffers, not one).
+// The TRL fixture's model and KTO data (max_length 48) for whole runs of the trainer.
+struct FixtureRun {
+  std::string model_dir = test::fixture("models/llama");
+  KtoDatasets data;
+  TrainConfig config;  // a short run, LoRA r=4, no saving; the batch size is the test's
+};
+
+FixtureRun fixture_run(const std::string& tag, int64_t max_steps) {
+  log_set_level(LogLevel::Warn);
+  FixtureRun run;
+  const Tokenizer tokenizer = Tokenizer::load(run.model_dir);
+  DataOptions options;
+  options.truncation.max_length = 48;
+  options.trl_compat = TrlCompat::Yes;
+  run.data = load_kto_datasets(test::fixture("kto_steps/train.jsonl"), "", 0.0, tokenizer, options);
+  TrainConfig& c = run.config;
+  c.output_dir = test::temp_dir(tag);
+  c.max_length = 48, c.max_steps = max_steps, c.save_steps = 0, c.logging_steps = 1, c.lora_r = 4;
+  return run;
+}
+
+// Trains `c` on the GPU and returns the peak device bytes of the run (model load included).
+// With report_context, also prints what the process holds beyond its DeviceBuffers.
+int64_t trained_peak(const FixtureRun& run, const TrainConfig& c, bool report_context = false) {
+  const int64_t before = allocated();
+  cuda_memory_reset_peak();
+  Model model = Model::load(run.model_dir, kGpu);
+  Trainer trainer(c, model, run.data, train_initial_adapter(c, model.config()));
+  trainer.train();
+  const int64_t measured = cuda_memory_stats().peak - before;
+  if (report_context) {  // assumes the process is alone on the GPU
+    const CudaDeviceInfo info = cuda_device_info(0);
+    std::printf("CUDA context measured: %.1f MiB (total − free − DeviceBuffer bytes); the plan's estimate %.1f MiB\n",
+                static_cast<double>(info.total_bytes - info.free_bytes - allocated()) / (1 << 20),
+                static_cast<double>(kCudaContextEstimateBytes) / (1 << 20));
+  }
+  return measured;
+}
+
+// A whole KTO run (three steps): the trainer reserves for the first epoch's largest pass
+// (train_pass_extent finds it) and never allocates more. Without LoRA dropout it also keeps the
+// policy's prompts (two kept-prompt buffers, not one).
 struct TrainerCase {
   const char* name;
   Checkpointing checkpointing;
@@ -159,37 +194,16 @@ class MemoryPlanTrainer : public ::testing::TestWithParam<TrainerCase> {};
 
 TEST_P(MemoryPlanTrainer, PeakOfARunIsThePlan) {
   KTO_REQUIRE_GPU();
-  log_set_level(LogLevel::Warn);
-  const std::string model_dir = test::fixture("models/llama");
-  const Tokenizer tokenizer = Tokenizer::load(model_dir);
-  DataOptions options;
-  options.truncation.max_length = 48;
-  options.trl_compat = TrlCompat::Yes;
-  const KtoDatasets data = load_kto_datasets(test::fixture("kto_steps/train.jsonl"), "", 0.0, tokenizer, options);
-  TrainConfig c;
-  c.output_dir = test::temp_dir("memory-plan-run");
-  c.per_device_train_batch_size = 6, c.max_length = 48, c.max_steps = 3, c.save_steps = 0, c.logging_steps = 1;
+  FixtureRun run = fixture_run("memory-plan-run", 3);
+  TrainConfig& c = run.config;
+  c.per_device_train_batch_size = 6;
   c.gradient_checkpointing = GetParam().checkpointing == Checkpointing::On;
-  c.lora_r = 4, c.lora_dropout = GetParam().dropout;
-
-  const int64_t before = allocated();
-  cuda_memory_reset_peak();
+  c.lora_dropout = GetParam().dropout;
+  const int64_t measured = trained_peak(run, c, true);
   TrainMemorySetup setup;
-  int64_t measured = 0;
-  {
-    Model model = Model::load(model_dir, kGpu);
-    setup.model = model.config();
-    Trainer trainer(c, model, data, train_initial_adapter(c, model.config()));
-    trainer.train();
-    measured = cuda_memory_stats().peak - before;
-    // The context: what the process holds on the GPU beyond its DeviceBuffers (assumes it is alone there).
-    const CudaDeviceInfo info = cuda_device_info(0);
-    std::printf("CUDA context measured: %.1f MiB (total − free − DeviceBuffer bytes); the plan's estimate %.1f MiB\n",
-                static_cast<double>(info.total_bytes - info.free_bytes - allocated()) / (1 << 20),
-                static_cast<double>(kCudaContextEstimateBytes) / (1 << 20));
-  }
-  const PassExtent extent = train_pass_extent(data.train, c.per_device_train_batch_size, KlSequences::Yes,
-                                              data.train.options().truncation);
+  setup.model = model_config_load(run.model_dir);
+  const PassExtent extent = train_pass_extent(run.data.train, c.per_device_train_batch_size, KlSequences::Yes,
+                                              run.data.train.options().truncation);
   const MemoryPlan plan = memory_plan(setup.model, train_memory_inputs(c, setup, BaseWeights::Bf16, extent));
   std::printf("[%s] largest pass %lld tokens (%lld scored), %lld prompt tokens kept: predicted peak %lld (kept prompts "
               "%lld, scratch %lld for the %s), measured %lld\n",
@@ -203,21 +217,14 @@ TEST_P(MemoryPlanTrainer, PeakOfARunIsThePlan) {
 // one byte: the size it picks then trains on the GPU within the budget, at the planned peak.
 TEST(MemoryPlanAuto, PickedBatchRunsWithinTheBudget) {
   KTO_REQUIRE_GPU();
-  log_set_level(LogLevel::Warn);
-  const std::string model_dir = test::fixture("models/llama");
-  const Tokenizer tokenizer = Tokenizer::load(model_dir);
-  DataOptions options;
-  options.truncation.max_length = 48;
-  options.trl_compat = TrlCompat::Yes;
-  const KtoDatasets data = load_kto_datasets(test::fixture("kto_steps/train.jsonl"), "", 0.0, tokenizer, options);
-  TrainConfig c;
-  c.output_dir = test::temp_dir("memory-plan-auto");
-  c.max_length = 48, c.max_steps = 2, c.save_steps = 0, c.logging_steps = 1, c.lora_r = 4, c.lora_dropout = 0.0;
+  FixtureRun run = fixture_run("memory-plan-auto", 2);
+  TrainConfig& c = run.config;
+  c.lora_dropout = 0.0;
   c.gradient_checkpointing = true;
   TrainMemorySetup setup;
-  setup.model = model_config_load(model_dir);
-  setup.extent = train_extent_fn(data.train, KlSequences::Yes);
-  setup.n_examples = static_cast<int64_t>(data.train.size());
+  setup.model = model_config_load(run.model_dir);
+  setup.extent = train_extent_fn(run.data.train, KlSequences::Yes);
+  setup.n_examples = run.data.train.size();
   const auto peak_at = [&](int64_t batch) {
     c.per_device_train_batch_size = batch;
     return memory_plan(setup.model, train_memory_inputs(c, setup, BaseWeights::Bf16, setup.extent(batch, 48))).peak();
@@ -232,15 +239,7 @@ TEST(MemoryPlanAuto, PickedBatchRunsWithinTheBudget) {
   ASSERT_LT(r.batch_size, 6);
   EXPECT_GT(peak_at(r.batch_size + 1), budget.bytes) << "auto did not pick the largest size that fits";
   c.per_device_train_batch_size = r.batch_size;
-  const int64_t before = allocated();
-  cuda_memory_reset_peak();
-  int64_t measured = 0;
-  {
-    Model model = Model::load(model_dir, kGpu);
-    Trainer trainer(c, model, data, train_initial_adapter(c, model.config()));
-    trainer.train();
-    measured = cuda_memory_stats().peak - before;
-  }
+  const int64_t measured = trained_peak(run, c);
   std::printf("auto batch under a budget of %lld bytes: %lld sequences, measured peak %lld, planned %lld\n",
               (long long)budget.bytes, (long long)r.batch_size, (long long)measured, (long long)r.plan.peak());
   EXPECT_LE(measured, budget.bytes);

@@ -332,21 +332,27 @@ void GpuModel::reserve(int64_t n_tokens, int64_t n_head_rows, const LoraAdapter*
 
 namespace {
 
-// The head over plan.hidden at `rows` and the per-sequence sums (waits for the device).
-SequenceScores score_plan(CudaContext& ctx, const GpuWeights& weights, const InferencePlan& plan,
-                          const CompletionRows& rows, int64_t n_seqs, int64_t chunk) {
+// The chunked head over `hidden` at `rows` (uploaded into rows_dev / labels_dev; the rows'
+// log-sum-exp into lse when given) and the per-sequence sums (waits for the device).
+SequenceScores head_scores(CudaContext& ctx, const GpuWeights& weights, const Tensor& hidden, const Tensor& rows_dev,
+                           const Tensor& labels_dev, const Tensor& lse, const HeadTensors& h, const CompletionRows& rows,
+                           int64_t n_seqs, int64_t chunk) {
   const int64_t n_rows = static_cast<int64_t>(rows.rows.size());
   if (n_rows == 0) return sequence_scores_from_rows(rows, n_seqs, nullptr, nullptr, nullptr, nullptr);
-  cuda_copy_to_device(ctx, plan.head.rows, rows.rows.data());
-  cuda_copy_to_device(ctx, plan.head.labels, rows.labels.data());
-  logprob_head_forward_cuda({plan.hidden, weights.head, plan.head.rows, plan.head.labels, plan.head.logp, Tensor{},
-                             plan.head.workspace, chunk},
-                            {plan.head.mean_logit, plan.head.entropy, plan.head.argmax}, ctx);
-  const std::vector<float> logp = download_f32(ctx, plan.head.logp), mean = download_f32(ctx, plan.head.mean_logit);
-  const std::vector<float> entropy = download_f32(ctx, plan.head.entropy);
+  cuda_copy_to_device(ctx, rows_dev, rows.rows.data());
+  cuda_copy_to_device(ctx, labels_dev, rows.labels.data());
+  logprob_head_forward_cuda({hidden, weights.head, rows_dev, labels_dev, h.logp, lse, h.workspace, chunk},
+                            {h.mean_logit, h.entropy, h.argmax}, ctx);
+  const std::vector<float> logp = download_f32(ctx, h.logp), mean = download_f32(ctx, h.mean_logit);
+  const std::vector<float> entropy = download_f32(ctx, h.entropy);
   std::vector<int32_t> argmax(static_cast<size_t>(n_rows));
-  cuda_copy_to_host(ctx, argmax.data(), plan.head.argmax);
+  cuda_copy_to_host(ctx, argmax.data(), h.argmax);
   return sequence_scores_from_rows(rows, n_seqs, logp.data(), mean.data(), entropy.data(), argmax.data());
+}
+
+SequenceScores score_plan(CudaContext& ctx, const GpuWeights& weights, const InferencePlan& plan,
+                          const CompletionRows& rows, int64_t n_seqs, int64_t chunk) {
+  return head_scores(ctx, weights, plan.hidden, plan.head.rows, plan.head.labels, Tensor{}, plan.head, rows, n_seqs, chunk);
 }
 
 }  // namespace
@@ -517,21 +523,9 @@ void GpuModel::train_forward(TrainPass& pass, const LoraAdapter* adapter, const 
   }
   rms_norm_forward_cuda({s.x_final, m.weights.final_norm, s.hidden, static_cast<float>(c.rms_norm_eps)}, m.ctx);
   pass.logsumexp = HostTensor(DType::F32, Shape{n_rows});
-  if (n_rows > 0) {
-    cuda_copy_to_device(m.ctx, s.rows, pass.head_rows.rows.data());
-    cuda_copy_to_device(m.ctx, s.labels, pass.head_rows.labels.data());
-    const HeadTensors& h = scratch.head;
-    logprob_head_forward_cuda({s.hidden, m.weights.head, s.rows, s.labels, h.logp, s.logsumexp, h.workspace, chunk},
-                              {h.mean_logit, h.entropy, h.argmax}, m.ctx);
-    const std::vector<float> logp = download_f32(m.ctx, h.logp), mean = download_f32(m.ctx, h.mean_logit);
-    const std::vector<float> entropy = download_f32(m.ctx, h.entropy);
-    std::vector<int32_t> argmax(static_cast<size_t>(n_rows));
-    cuda_copy_to_host(m.ctx, argmax.data(), h.argmax);
-    cuda_copy_to_host(m.ctx, pass.logsumexp.f32(), s.logsumexp);
-    pass.scores = sequence_scores_from_rows(pass.head_rows, n_seqs, logp.data(), mean.data(), entropy.data(), argmax.data());
-  } else {
-    pass.scores = sequence_scores_from_rows(pass.head_rows, n_seqs, nullptr, nullptr, nullptr, nullptr);
-  }
+  pass.scores = head_scores(m.ctx, m.weights, s.hidden, s.rows, s.labels, s.logsumexp, scratch.head, pass.head_rows,
+                            n_seqs, chunk);
+  if (n_rows > 0) cuda_copy_to_host(m.ctx, pass.logsumexp.f32(), s.logsumexp);
   pass.device = std::make_shared<DevicePassState>(DevicePassState{++m.last_id});
   m.ctx.synchronize("training forward");
 }
